@@ -73,6 +73,7 @@ check "CRD re-apply is idempotent" kubectl apply --server-side --force-conflicts
     --field-manager=aitask-tests -f "$crd"
 expect_eq "CRD names" "AITask AITaskList aitasks aitask ait ai Namespaced" \
     "$(kubectl get crd aitasks.aitask.dev -o jsonpath='{.spec.names.kind} {.spec.names.listKind} {.spec.names.plural} {.spec.names.singular} {.spec.names.shortNames[*]} {.spec.names.categories[*]} {.spec.scope}')"
+check "hack/crd-check.sh (schema names, descriptions, chart copy)" bash "$AIT_SOURCE_DIR/hack/crd-check.sh"
 check "namespace $ns created" kubectl create namespace "$ns"
 
 # --- samples -------------------------------------------------------------------------------------
@@ -179,7 +180,11 @@ expect_eq "status ignored on the main resource" "Running" \
     "$(k get aitask minimal -o jsonpath='{.status.phase}')"
 
 # --- kubectl explain and get ----------------------------------------------------------------------
-out=$(kubectl explain aitask.spec.healing 2>&1)
+# The OpenAPI document of a new CRD is published shortly after it is Established: retry a little.
+for ((i = 0; i < 50; i++)); do
+    out=$(kubectl explain aitask.spec.healing 2>&1) && grep -qF maxAttempts <<<"$out" && break
+    sleep 0.2
+done
 for want in "How failed runs are healed" "maxAttempts" "Total number of runs including the first" \
     "backoffSeconds" "providers" "failover order" "temperature"; do
     if grep -qF -- "$want" <<<"$out"; then pass "explain aitask.spec.healing shows '$want'"; else
