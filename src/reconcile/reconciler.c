@@ -1,0 +1,812 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/* The AITask reconciler; see reconciler.h for the contract. The flow of one call:
+ *   deleting -> finalize | no finalizer -> add it | terminal -> nothing |
+ *   invalid -> Invalid=True, Failed | no attempt or last one failed -> start the next (or heal,
+ *   or fail) | last one running -> observe its pod.
+ * Status is written with PUT on the status subresource carrying the cached resourceVersion, so
+ * a decision taken on a stale cache fails with Conflict and is retried on fresh data. */
+#include "reconcile/reconciler.h"
+
+#include <pthread.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "api/aitask.h"
+#include "core/alloc.h"
+#include "core/json.h"
+#include "core/log.h"
+#include "reconcile/pod.h"
+
+#define PENDING_MAX 4096
+
+typedef struct pending_failure {
+    char *uid;
+    int attempt;
+    char *reason;
+    char *message;
+    int64_t cost_micro;
+} pending_failure;
+
+struct ait_reconciler {
+    ait_reconciler_deps d;
+    pthread_mutex_t mu; /* guards failures */
+    pending_failure *failures;
+    size_t n_failures;
+};
+
+ait_reconciler *ait_reconciler_new(const ait_reconciler_deps *deps)
+{
+    ait_reconciler *r = ait_calloc(1, sizeof(*r));
+    r->d = *deps;
+    if (r->d.clock == NULL) {
+        r->d.clock = ait_clock_system();
+    }
+    pthread_mutex_init(&r->mu, NULL);
+    return r;
+}
+
+static void failure_clear(pending_failure *f)
+{
+    ait_free(f->uid);
+    ait_free(f->reason);
+    ait_free(f->message);
+}
+
+void ait_reconciler_free(ait_reconciler *r)
+{
+    if (r == NULL) {
+        return;
+    }
+    for (size_t i = 0; i < r->n_failures; i++) {
+        failure_clear(&r->failures[i]);
+    }
+    ait_free(r->failures);
+    pthread_mutex_destroy(&r->mu);
+    ait_free(r);
+}
+
+static int64_t now_ns(ait_reconciler *r)
+{
+    return r->d.clock->now_ns(r->d.clock->ctx);
+}
+
+static void emit(ait_reconciler *r, json_object *task, const char *type, const char *reason,
+                 const char *action, const char *note)
+{
+    if (r->d.events.emit != NULL) {
+        r->d.events.emit(r->d.events.ctx, task, type, reason, action, note);
+    }
+}
+
+/* Takes the recorded heal failure for (uid, attempt), if any. Returns 1 and fills *out. */
+static int take_failure(ait_reconciler *r, const char *uid, int attempt, pending_failure *out)
+{
+    int found = 0;
+    pthread_mutex_lock(&r->mu);
+    for (size_t i = 0; i < r->n_failures; i++) {
+        if (strcmp(r->failures[i].uid, uid) == 0 && r->failures[i].attempt == attempt) {
+            *out = r->failures[i];
+            r->failures[i] = r->failures[--r->n_failures];
+            found = 1;
+            break;
+        }
+    }
+    pthread_mutex_unlock(&r->mu);
+    return found;
+}
+
+/* ---- status writing ---- */
+
+static void set_phase(json_object *status, ait_phase p)
+{
+    json_object_object_add(status, "phase", json_object_new_string(ait_phase_str(p)));
+}
+
+static ait_phase get_phase(json_object *status)
+{
+    return ait_phase_parse(ait_json_str(status, "phase"));
+}
+
+/* PUTs task (with its edited status) to the status subresource unless the status is unchanged
+ * from orig_status. */
+static ait_status write_status(ait_reconciler *r, json_object *task, json_object *orig_status,
+                               ait_error *err)
+{
+    json_object *status = ait_status_obj(task);
+    json_object_object_add(status, "observedGeneration",
+                           json_object_new_int64(ait_obj_generation(task)));
+    json_object *attempts = ait_json_array(status, "attempts");
+    json_object_object_add(
+        status, "attemptCount",
+        json_object_new_int64(attempts ? (int64_t)json_object_array_length(attempts) : 0));
+    if (orig_status != NULL && json_object_equal(orig_status, status)) {
+        return AIT_OK;
+    }
+    ait_status st = ait_rest_update(r->d.rest, &AIT_GVR_AITASKS, ait_obj_namespace(task),
+                                    ait_obj_name(task), "status", task, NULL, err);
+    if (st != AIT_OK) {
+        ait_error_wrap(err, "updating status of %s/%s", ait_obj_namespace(task),
+                       ait_obj_name(task));
+    }
+    return st;
+}
+
+static void fail_task(ait_reconciler *r, json_object *task, json_object *status, const char *reason,
+                      const char *message)
+{
+    int64_t gen = ait_obj_generation(task);
+    set_phase(status, AIT_PHASE_FAILED);
+    ait_condition_set(status, "Succeeded", "False", reason, message, gen, now_ns(r));
+    ait_condition_set(status, "Healing", "False", reason, "no further attempt", gen, now_ns(r));
+    emit(r, task, "Warning", reason, "Fail", message);
+}
+
+/* ---- owned objects ---- */
+
+/* Creates obj; AlreadyExists is success when the existing object is controlled by this task
+ * (adoption after a crash), else a conflict. */
+static ait_status ensure_created(ait_reconciler *r, const ait_gvr *gvr, json_object *task,
+                                 json_object *obj, ait_error *err)
+{
+    const char *ns = ait_obj_namespace(task);
+    const char *name = ait_obj_name(obj);
+    ait_status st = ait_rest_create(r->d.rest, gvr, ns, obj, NULL, err);
+    if (st != AIT_ERR_EXISTS) {
+        if (st != AIT_OK) {
+            ait_error_wrap(err, "creating %s %s/%s", gvr->kind, ns, name);
+        }
+        return st;
+    }
+    json_object *cur = NULL;
+    st = ait_rest_get(r->d.rest, gvr, ns, name, &cur, err);
+    if (st != AIT_OK) {
+        return st;
+    }
+    const char *owner = ait_obj_controller_uid(cur);
+    int ours = owner != NULL && strcmp(owner, ait_obj_uid(task)) == 0;
+    json_object_put(cur);
+    if (!ours) {
+        /* A leftover of an earlier task with the same name: the garbage collector removes it
+         * soon; retry with backoff rather than run foreign code. */
+        return ait_error_set(err, AIT_ERR_CONFLICT,
+                             "%s %s/%s exists but is not owned by this AITask; waiting for the "
+                             "garbage collector to remove it",
+                             gvr->kind, ns, name);
+    }
+    AIT_LOG_INFO(2, "adopted existing object", "object", name, "kind", gvr->kind);
+    return AIT_OK;
+}
+
+static json_object *cached(ait_reconciler *r, ait_cache_kind kind, const char *ns, const char *name)
+{
+    return r->d.cache.get(r->d.cache.ctx, kind, ns, name);
+}
+
+/* Reads the code of attempt n from its ConfigMap (cache, then API). Returns an owned copy, or
+ * NULL when the ConfigMap does not exist. heal_out (may be NULL) gets the heal annotation parsed
+ * (owned). */
+static ait_status attempt_code(ait_reconciler *r, json_object *task, int n, const char *file,
+                               char **code_out, json_object **heal_out, ait_error *err)
+{
+    *code_out = NULL;
+    if (heal_out != NULL) {
+        *heal_out = NULL;
+    }
+    char *name = ait_attempt_name(ait_obj_name(task), n);
+    json_object *cm = cached(r, AIT_CACHE_CONFIGMAP, ait_obj_namespace(task), name);
+    ait_status st = AIT_OK;
+    if (cm == NULL) {
+        st = ait_rest_get(r->d.rest, &AIT_GVR_CONFIGMAPS, ait_obj_namespace(task), name, &cm, err);
+        if (st == AIT_ERR_NOT_FOUND) {
+            st = AIT_OK;
+        }
+    }
+    if (cm != NULL) {
+        const char *owner = ait_obj_controller_uid(cm);
+        json_object *data = ait_json_path(cm, "data");
+        const char *code = NULL;
+        if (owner != NULL && strcmp(owner, ait_obj_uid(task)) == 0 &&
+            json_object_is_type(data, json_type_object)) {
+            code = ait_json_str(data, file);
+            if (code == NULL) {
+                /* A custom image/command task: the single data key holds the code. */
+                json_object_object_foreach(data, k, v)
+                {
+                    (void)k;
+                    code = json_object_get_string(v);
+                    break;
+                }
+            }
+        }
+        if (code != NULL) {
+            *code_out = ait_strdup(code);
+            const char *h = ait_json_str(cm, "metadata.annotations." AIT_ANNOTATION_HEAL);
+            if (heal_out != NULL && h != NULL) {
+                json_object *parsed = NULL;
+                if (ait_json_parse(h, strlen(h), &parsed, NULL) == AIT_OK) {
+                    *heal_out = parsed;
+                }
+            }
+        }
+        json_object_put(cm);
+    }
+    ait_free(name);
+    return st;
+}
+
+/* ---- pod observation ---- */
+
+typedef struct pod_outcome {
+    int done;
+    int succeeded;
+    int64_t exit_code;
+    const char *reason;
+    const char *message;
+    const char *finished_at;
+} pod_outcome;
+
+static void observe_pod(json_object *pod, pod_outcome *o)
+{
+    memset(o, 0, sizeof(*o));
+    o->exit_code = -1;
+    const char *phase = ait_json_str(pod, "status.phase");
+    json_object *cs = ait_json_array(pod, "status.containerStatuses");
+    json_object *term = NULL;
+    for (size_t i = 0; cs != NULL && i < json_object_array_length(cs); i++) {
+        json_object *c = json_object_array_get_idx(cs, i);
+        const char *cname = ait_json_str(c, "name");
+        if (cname != NULL && strcmp(cname, "main") == 0) {
+            term = ait_json_path(c, "state.terminated");
+        }
+    }
+    if (term != NULL) {
+        o->done = 1;
+        o->exit_code = ait_json_int(term, "exitCode", -1);
+        o->succeeded = o->exit_code == 0;
+        o->reason = ait_json_str(term, "reason");
+        o->message = ait_json_str(term, "message");
+        o->finished_at = ait_json_str(term, "finishedAt");
+    }
+    if (phase != NULL && (strcmp(phase, "Succeeded") == 0 || strcmp(phase, "Failed") == 0)) {
+        o->done = 1;
+        o->succeeded = strcmp(phase, "Succeeded") == 0;
+        const char *preason = ait_json_str(pod, "status.reason");
+        if (preason != NULL) {
+            /* e.g. DeadlineExceeded or Evicted: the pod's reason says more than the container's. */
+            o->reason = preason;
+            const char *pmsg = ait_json_str(pod, "status.message");
+            if (pmsg != NULL) {
+                o->message = pmsg;
+            }
+        }
+    }
+    if (o->done && o->reason == NULL) {
+        o->reason = o->succeeded ? "Completed" : "Error";
+    }
+}
+
+/* ---- the steps ---- */
+
+static ait_status finalize(ait_reconciler *r, json_object *task, ait_error *err)
+{
+    const char *ns = ait_obj_namespace(task);
+    json_object *attempts = ait_json_array(task, "status.attempts");
+    size_t n = attempts ? json_object_array_length(attempts) : 0;
+    /* The API server's garbage collector removes owned objects too; deleting the pods here stops
+     * running sandboxes at once instead of after the GC's next pass. */
+    for (size_t i = 0; i <= n; i++) {
+        char *name = ait_attempt_name(ait_obj_name(task), (int)i + 1);
+        ait_delete_options opts = {.propagation = "Background", .grace_period_seconds = -1};
+        ait_error e2 = {0};
+        ait_status st = ait_rest_delete(r->d.rest, &AIT_GVR_PODS, ns, name, &opts, &e2);
+        if (st != AIT_OK && st != AIT_ERR_NOT_FOUND) {
+            AIT_LOG_ERROR(e2.msg, "deleting sandbox pod", "object", name);
+        }
+        ait_free(name);
+    }
+    /* Remove our finalizer with a JSON patch guarded by a test of the list, so a concurrent
+     * change of the finalizers is never overwritten. */
+    json_object *fins = ait_json_array(task, "metadata.finalizers");
+    size_t nf = fins ? json_object_array_length(fins) : 0;
+    for (size_t i = 0; i < nf; i++) {
+        const char *f = json_object_get_string(json_object_array_get_idx(fins, i));
+        if (f != NULL && strcmp(f, AIT_FINALIZER) == 0) {
+            char patch[256];
+            snprintf(patch, sizeof(patch),
+                     "[{\"op\":\"test\",\"path\":\"/metadata/finalizers/%zu\",\"value\":\"%s\"},"
+                     "{\"op\":\"remove\",\"path\":\"/metadata/finalizers/%zu\"}]",
+                     i, AIT_FINALIZER, i);
+            ait_status st = ait_rest_patch(r->d.rest, &AIT_GVR_AITASKS, ns, ait_obj_name(task),
+                                           AIT_PATCH_JSON, patch, NULL, NULL, err);
+            if (st == AIT_ERR_NOT_FOUND) {
+                return AIT_OK;
+            }
+            if (st == AIT_ERR_INVALID) {
+                /* The test op failed: the list changed under us; retry on fresh data. */
+                return ait_error_set(err, AIT_ERR_CONFLICT, "finalizers changed; retrying");
+            }
+            if (st == AIT_OK) {
+                AIT_LOG_INFO(1, "finalized", "object", ait_obj_name(task), "namespace", ns);
+            }
+            return st;
+        }
+    }
+    return AIT_OK;
+}
+
+static ait_status add_finalizer(ait_reconciler *r, json_object *task, ait_error *err)
+{
+    const char *patch;
+    char buf[256];
+    if (ait_json_array(task, "metadata.finalizers") == NULL) {
+        snprintf(buf, sizeof(buf),
+                 "[{\"op\":\"test\",\"path\":\"/metadata/resourceVersion\",\"value\":\"%s\"},"
+                 "{\"op\":\"add\",\"path\":\"/metadata/finalizers\",\"value\":[\"%s\"]}]",
+                 ait_obj_resource_version(task), AIT_FINALIZER);
+    } else {
+        snprintf(buf, sizeof(buf),
+                 "[{\"op\":\"test\",\"path\":\"/metadata/resourceVersion\",\"value\":\"%s\"},"
+                 "{\"op\":\"add\",\"path\":\"/metadata/finalizers/-\",\"value\":\"%s\"}]",
+                 ait_obj_resource_version(task), AIT_FINALIZER);
+    }
+    patch = buf;
+    ait_status st = ait_rest_patch(r->d.rest, &AIT_GVR_AITASKS, ait_obj_namespace(task),
+                                   ait_obj_name(task), AIT_PATCH_JSON, patch, NULL, NULL, err);
+    if (st == AIT_ERR_INVALID) {
+        return ait_error_set(err, AIT_ERR_CONFLICT, "task changed while adding the finalizer");
+    }
+    return st;
+}
+
+/* Semantic validation the schema cannot do. Returns NULL when valid, else an owned message. */
+static char *validate(ait_reconciler *r, json_object *task, const ait_task_spec *spec)
+{
+    const ait_controller_config *cfg = r->d.config;
+    if (strlen(ait_obj_name(task)) > 240) {
+        return ait_strdup("metadata.name is longer than 240 characters; pod names need room for "
+                          "the attempt suffix");
+    }
+    if (spec->runtime != NULL && ait_controller_config_runtime(cfg, spec->runtime) == NULL &&
+        (spec->image == NULL || spec->n_command == 0)) {
+        ait_buf b;
+        ait_buf_init(&b, 0);
+        for (size_t i = 0; i < cfg->n_runtimes; i++) {
+            if (ait_buf_appendf(&b, "%s%s", i ? ", " : "", cfg->runtimes[i].name) != AIT_OK) {
+                break;
+            }
+        }
+        char *m = ait_asprintf("spec.runtime \"%s\" is not configured in the controller; use one "
+                               "of: %s, or set spec.image and spec.command",
+                               spec->runtime, ait_buf_str(&b));
+        ait_buf_free(&b);
+        return m;
+    }
+    if (spec->runtime == NULL && (spec->image == NULL || spec->n_command == 0)) {
+        return ait_strdup("set spec.runtime, or both spec.image and spec.command");
+    }
+    if ((spec->code == NULL || spec->code[0] == '\0') &&
+        (spec->prompt == NULL || spec->prompt[0] == '\0')) {
+        return ait_strdup("spec.code and spec.prompt are both empty; set the program in "
+                          "spec.code or describe it in spec.prompt");
+    }
+    for (size_t i = 0; i < spec->n_providers; i++) {
+        if (!ait_controller_config_has_provider(cfg, spec->providers[i])) {
+            ait_buf b;
+            ait_buf_init(&b, 0);
+            for (size_t k = 0; k < cfg->n_known_providers; k++) {
+                if (ait_buf_appendf(&b, "%s%s", k ? ", " : "", cfg->known_providers[k]) != AIT_OK) {
+                    break;
+                }
+            }
+            char *m = ait_asprintf("spec.healing.providers[%zu] \"%s\" is not a configured "
+                                   "provider; configured: %s",
+                                   i, spec->providers[i],
+                                   b.len ? ait_buf_str(&b) : "(none: healing is disabled)");
+            ait_buf_free(&b);
+            return m;
+        }
+    }
+    return NULL;
+}
+
+static const char *code_file(ait_reconciler *r, const ait_task_spec *spec)
+{
+    const ait_runtime_cfg *rt = ait_controller_config_runtime(r->d.config, spec->runtime);
+    return rt ? rt->file : "main";
+}
+
+/* Starts attempt n with code: NetworkPolicy, ConfigMap, Pod, then the attempt in the status. */
+static ait_status start_attempt(ait_reconciler *r, json_object *task, json_object *status,
+                                const ait_task_spec *spec, int n, const char *code,
+                                json_object *heal, ait_error *err)
+{
+    ait_status st = AIT_OK;
+    json_object *pod = NULL;
+    if (!spec->network_access) {
+        json_object *np = ait_netpol_build(task);
+        st = ensure_created(r, &AIT_GVR_NETWORKPOLICIES, task, np, err);
+        json_object_put(np);
+        if (st != AIT_OK) {
+            return st;
+        }
+    }
+    json_object *cm = ait_code_configmap_build(task, n, code_file(r, spec), code, heal);
+    st = ensure_created(r, &AIT_GVR_CONFIGMAPS, task, cm, err);
+    json_object_put(cm);
+    if (st != AIT_OK) {
+        return st;
+    }
+    pod = ait_pod_build(task, spec, r->d.config, n, NULL, err);
+    if (pod == NULL) {
+        return AIT_ERR_INVALID;
+    }
+    st = ensure_created(r, &AIT_GVR_PODS, task, pod, err);
+    if (st != AIT_OK) {
+        json_object_put(pod);
+        return st;
+    }
+    char sha[65];
+    ait_sha256_hex(code, strlen(code), sha);
+    char ts[40];
+    ait_time_rfc3339(now_ns(r), ts, sizeof(ts));
+    json_object *a = json_object_new_object();
+    json_object_object_add(a, "index", json_object_new_int(n));
+    json_object_object_add(a, "podName", json_object_new_string(ait_obj_name(pod)));
+    json_object_object_add(a, "codeSHA256", json_object_new_string(sha));
+    json_object_object_add(a, "startTime", json_object_new_string(ts));
+    if (heal != NULL) {
+        json_object_object_add(a, "heal", json_object_get(heal));
+    }
+    json_object_array_add(ait_status_attempts(status), a);
+    set_phase(status, AIT_PHASE_RUNNING);
+    int64_t gen = ait_obj_generation(task);
+    ait_condition_set(status, "Succeeded", "Unknown", "Running", "attempt running", gen, now_ns(r));
+    if (ait_condition_get(status, "Healing") != NULL) {
+        ait_condition_set(status, "Healing", "False", "HealApplied", "running the healed code", gen,
+                          now_ns(r));
+    }
+    char note[128];
+    snprintf(note, sizeof(note), "attempt %d started in pod %s", n, ait_obj_name(pod));
+    emit(r, task, "Normal", "AttemptStarted", "Run", note);
+    json_object_put(pod);
+    return AIT_OK;
+}
+
+/* Adds the heal's cost to status.costUSD. */
+static void add_cost(json_object *status, int64_t micro)
+{
+    if (micro <= 0) {
+        return;
+    }
+    int64_t cur = 0;
+    const char *s = ait_json_str(status, "costUSD");
+    if (s != NULL && ait_usd_parse(s, &cur) != AIT_OK) {
+        cur = 0;
+    }
+    char buf[40];
+    json_object_object_add(status, "costUSD",
+                           json_object_new_string(ait_usd_format(cur + micro, buf, sizeof(buf))));
+}
+
+/* The last attempt failed (or there is none yet and the code must be generated): start the next
+ * one if its code exists, else heal, else fail. */
+static ait_status next_attempt(ait_reconciler *r, json_object *task, json_object *status,
+                               const ait_task_spec *spec, int n_done, json_object *last,
+                               int64_t *requeue, ait_error *err)
+{
+    int next = n_done + 1;
+    int64_t gen = ait_obj_generation(task);
+    if (n_done >= spec->max_attempts) {
+        char msg[160];
+        snprintf(msg, sizeof(msg), "attempt %d of %d failed; no attempts left", n_done,
+                 spec->max_attempts);
+        fail_task(r, task, status,
+                  n_done == 1 && spec->max_attempts == 1 ? "Failed" : "MaxAttemptsReached", msg);
+        return AIT_OK;
+    }
+    char *code = NULL;
+    json_object *heal = NULL;
+    const char *file = code_file(r, spec);
+    ait_status st;
+    if (n_done == 0 && spec->code != NULL && spec->code[0] != '\0') {
+        code = ait_strdup(spec->code);
+    } else {
+        st = attempt_code(r, task, next, file, &code, &heal, err);
+        if (st != AIT_OK) {
+            return st;
+        }
+    }
+    if (code != NULL) {
+        if (heal != NULL) {
+            int64_t cost = 0;
+            const char *c = ait_json_str(heal, "costUSD");
+            if (c != NULL && ait_usd_parse(c, &cost) == AIT_OK) {
+                add_cost(status, cost);
+            }
+        }
+        st = start_attempt(r, task, status, spec, next, code, heal, err);
+        ait_free(code);
+        json_object_put(heal);
+        return st;
+    }
+    /* The next code must come from the healer. */
+    pending_failure pf;
+    if (take_failure(r, ait_obj_uid(task), next, &pf)) {
+        add_cost(status, pf.cost_micro);
+        if (strcmp(pf.reason, "BudgetExceeded") == 0) {
+            ait_condition_set(status, "BudgetExceeded", "True", "BudgetExceeded", pf.message, gen,
+                              now_ns(r));
+        }
+        fail_task(r, task, status, pf.reason, pf.message);
+        failure_clear(&pf);
+        return AIT_OK;
+    }
+    if (r->d.healer.submit == NULL) {
+        fail_task(r, task, status, "HealingDisabled",
+                  n_done == 0 ? "spec.prompt needs a healing provider to generate the code, and "
+                                "none is configured"
+                              : "the attempt failed and no healing provider is configured");
+        return AIT_OK;
+    }
+    /* Wait out backoffSeconds after the failed run before asking for a fix. */
+    if (last != NULL && spec->backoff_seconds > 0) {
+        int64_t fin = 0;
+        const char *ft = ait_json_str(last, "finishTime");
+        if (ft != NULL && ait_time_parse_rfc3339(ft, &fin) == AIT_OK) {
+            int64_t due = fin + spec->backoff_seconds * AIT_NS_PER_S;
+            int64_t now = now_ns(r);
+            if (now < due) {
+                set_phase(status, AIT_PHASE_HEALING);
+                ait_condition_set(status, "Healing", "True", "Backoff",
+                                  "waiting backoffSeconds before healing", gen, now);
+                *requeue = due - now;
+                return AIT_OK;
+            }
+        }
+    }
+    ait_heal_job job = {
+        .ns = ait_obj_namespace(task),
+        .name = ait_obj_name(task),
+        .uid = ait_obj_uid(task),
+        .runtime = spec->runtime,
+        .prompt = spec->prompt,
+        .next_attempt = next,
+        .providers = spec->providers,
+        .n_providers = spec->n_providers,
+        .model = spec->model,
+        .temperature = spec->temperature,
+        .max_cost_micro = spec->max_cost_micro,
+    };
+    char *key = ait_asprintf("%s/%s", job.ns, job.name);
+    job.key = key;
+    char *failing = NULL;
+    if (n_done > 0) {
+        st = attempt_code(r, task, n_done, file, &failing, NULL, err);
+        if (st != AIT_OK) {
+            ait_free(key);
+            return st;
+        }
+        job.failing_code = failing;
+        job.error_output = ait_json_str(last, "message");
+    }
+    const char *cost = ait_json_str(status, "costUSD");
+    int64_t spent = 0;
+    if (cost != NULL && ait_usd_parse(cost, &spent) == AIT_OK) {
+        job.spent_micro = spent;
+    }
+    st = r->d.healer.submit(r->d.healer.ctx, r, &job);
+    ait_free(failing);
+    ait_free(key);
+    if (st != AIT_OK) {
+        return ait_error_set(err, st, "submitting the heal failed");
+    }
+    set_phase(status, AIT_PHASE_HEALING);
+    ait_condition_set(status, "Healing", "True", "Healing",
+                      n_done == 0 ? "generating the first code from spec.prompt"
+                                  : "asking the providers for corrected code",
+                      gen, now_ns(r));
+    return AIT_OK;
+}
+
+/* The last attempt is running: look at its pod. */
+static ait_status observe_attempt(ait_reconciler *r, json_object *task, json_object *status,
+                                  json_object *last, ait_error *err)
+{
+    const char *pod_name = ait_json_str(last, "podName");
+    const char *ns = ait_obj_namespace(task);
+    json_object *pod = pod_name ? cached(r, AIT_CACHE_POD, ns, pod_name) : NULL;
+    if (pod == NULL && pod_name != NULL) {
+        /* Not in the cache: either the cache lags our own create, or the pod was deleted. */
+        ait_status st = ait_rest_get(r->d.rest, &AIT_GVR_PODS, ns, pod_name, &pod, err);
+        if (st != AIT_OK && st != AIT_ERR_NOT_FOUND) {
+            return st;
+        }
+    }
+    pod_outcome o;
+    char ts[40];
+    if (pod == NULL) {
+        memset(&o, 0, sizeof(o));
+        o.done = 1;
+        o.exit_code = -1;
+        o.reason = "PodDeleted";
+        o.message = "the sandbox pod was deleted before it finished";
+    } else {
+        if (ait_obj_controller_uid(pod) == NULL ||
+            strcmp(ait_obj_controller_uid(pod), ait_obj_uid(task)) != 0) {
+            json_object_put(pod);
+            return ait_error_set(err, AIT_ERR_CONFLICT, "pod %s/%s is not owned by this task", ns,
+                                 pod_name);
+        }
+        observe_pod(pod, &o);
+    }
+    if (!o.done) {
+        json_object_put(pod);
+        return AIT_OK;
+    }
+    int64_t gen = ait_obj_generation(task);
+    const char *fin = o.finished_at;
+    if (fin == NULL) {
+        fin = ait_time_rfc3339(now_ns(r), ts, sizeof(ts));
+    }
+    json_object_object_add(last, "finishTime", json_object_new_string(fin));
+    json_object_object_add(last, "exitCode", json_object_new_int64(o.exit_code));
+    json_object_object_add(last, "reason", json_object_new_string(o.reason));
+    const char *msg = o.message ? o.message : "";
+    json_object_object_add(last, "message",
+                           json_object_new_string(ait_tail_utf8(msg, AIT_MESSAGE_MAX)));
+    int index = (int)ait_json_int(last, "index", 0);
+    char note[256];
+    if (o.succeeded) {
+        json_object *result = json_object_new_object();
+        json_object_object_add(result, "exitCode", json_object_new_int64(o.exit_code));
+        json_object_object_add(result, "output",
+                               json_object_new_string(ait_tail_utf8(msg, AIT_OUTPUT_MAX)));
+        json_object_object_add(status, "result", result);
+        set_phase(status, AIT_PHASE_SUCCEEDED);
+        ait_condition_set(status, "Succeeded", "True", "Succeeded",
+                          index > 1 ? "the healed program succeeded" : "the program succeeded", gen,
+                          now_ns(r));
+        if (ait_condition_get(status, "Healing") != NULL) {
+            ait_condition_set(status, "Healing", "False", "Succeeded", "healed", gen, now_ns(r));
+        }
+        snprintf(note, sizeof(note), "attempt %d succeeded", index);
+        emit(r, task, "Normal", "Succeeded", "Run", note);
+    } else {
+        json_object *result = json_object_new_object();
+        json_object_object_add(result, "exitCode", json_object_new_int64(o.exit_code));
+        json_object_object_add(result, "output",
+                               json_object_new_string(ait_tail_utf8(msg, AIT_OUTPUT_MAX)));
+        json_object_object_add(status, "result", result);
+        snprintf(note, sizeof(note), "attempt %d failed: %s (exit code %lld)", index, o.reason,
+                 (long long)o.exit_code);
+        emit(r, task, "Warning", "AttemptFailed", "Run", note);
+    }
+    json_object_put(pod);
+    return AIT_OK;
+}
+
+ait_status ait_reconcile(ait_reconciler *r, const char *key, int64_t *requeue_after_ns,
+                         ait_error *err)
+{
+    *requeue_after_ns = 0;
+    char ns[256], name[256];
+    const char *slash = strchr(key, '/');
+    if (slash == NULL || (size_t)(slash - key) >= sizeof(ns) || strlen(slash + 1) >= sizeof(name)) {
+        return ait_error_set(err, AIT_ERR_INVALID, "bad key %s", key);
+    }
+    snprintf(ns, sizeof(ns), "%.*s", (int)(slash - key), key);
+    snprintf(name, sizeof(name), "%s", slash + 1);
+
+    json_object *cached_task = cached(r, AIT_CACHE_TASK, ns, name);
+    if (cached_task == NULL) {
+        return AIT_OK; /* deleted; owned objects go with it */
+    }
+    /* Work on a private copy: the cache's object is shared with other readers. */
+    json_object *task = NULL;
+    json_object_deep_copy(cached_task, &task, NULL);
+    json_object_put(cached_task);
+    ait_status st = AIT_OK;
+    ait_task_spec spec;
+    memset(&spec, 0, sizeof(spec));
+    json_object *orig_status = NULL;
+
+    if (ait_obj_deleting(task)) {
+        st = ait_obj_has_finalizer(task, AIT_FINALIZER) ? finalize(r, task, err) : AIT_OK;
+        goto out;
+    }
+    if (!ait_obj_has_finalizer(task, AIT_FINALIZER)) {
+        st = add_finalizer(r, task, err);
+        goto out; /* the update brings the task back through the queue */
+    }
+    json_object *status = ait_status_obj(task);
+    json_object_deep_copy(status, &orig_status, NULL);
+    ait_phase phase = get_phase(status);
+    int64_t gen = ait_obj_generation(task);
+    if ((phase == AIT_PHASE_SUCCEEDED || phase == AIT_PHASE_FAILED) &&
+        ait_json_int(status, "observedGeneration", -1) == gen) {
+        goto out;
+    }
+    ait_error verr = {0};
+    char *invalid = NULL;
+    if (ait_task_spec_parse(task, &spec, &verr) != AIT_OK) {
+        invalid = ait_strdup(verr.msg);
+    } else {
+        invalid = validate(r, task, &spec);
+    }
+    if (invalid != NULL) {
+        ait_condition_set(status, "Invalid", "True", "InvalidSpec", invalid, gen, now_ns(r));
+        set_phase(status, AIT_PHASE_FAILED);
+        ait_condition_set(status, "Succeeded", "False", "InvalidSpec", invalid, gen, now_ns(r));
+        emit(r, task, "Warning", "InvalidSpec", "Validate", invalid);
+        ait_free(invalid);
+        st = write_status(r, task, orig_status, err);
+        goto out;
+    }
+    if (phase == AIT_PHASE_NONE) {
+        set_phase(status, AIT_PHASE_PENDING);
+        ait_condition_set(status, "Succeeded", "Unknown", "Pending", "waiting to start", gen,
+                          now_ns(r));
+    }
+    json_object *attempts = ait_status_attempts(status);
+    size_t n = json_object_array_length(attempts);
+    json_object *last = n ? json_object_array_get_idx(attempts, n - 1) : NULL;
+    if (last != NULL && ait_json_str(last, "finishTime") == NULL) {
+        st = observe_attempt(r, task, status, last, err);
+        if (st != AIT_OK) {
+            goto out;
+        }
+    }
+    if (get_phase(status) != AIT_PHASE_SUCCEEDED &&
+        (last == NULL || ait_json_str(last, "finishTime") != NULL)) {
+        st = next_attempt(r, task, status, &spec, (int)n, last, requeue_after_ns, err);
+        if (st != AIT_OK) {
+            goto out;
+        }
+    }
+    st = write_status(r, task, orig_status, err);
+out:
+    ait_task_spec_clear(&spec);
+    json_object_put(orig_status);
+    json_object_put(task);
+    return st;
+}
+
+void ait_reconciler_heal_done(ait_reconciler *r, const ait_heal_job *job,
+                              const ait_heal_outcome *outcome)
+{
+    if (outcome->ok) {
+        /* Persist the healed code as the next attempt's ConfigMap: the task's state now says
+         * "attempt N+1 is ready", which survives a restart. */
+        json_object *task = cached(r, AIT_CACHE_TASK, job->ns, job->name);
+        if (task != NULL && strcmp(ait_obj_uid(task), job->uid) == 0) {
+            ait_task_spec spec;
+            ait_error e = {0};
+            if (ait_task_spec_parse(task, &spec, &e) == AIT_OK) {
+                json_object *cm = ait_code_configmap_build(
+                    task, job->next_attempt, code_file(r, &spec), outcome->code, outcome->summary);
+                ait_status st = ensure_created(r, &AIT_GVR_CONFIGMAPS, task, cm, &e);
+                json_object_put(cm);
+                if (st != AIT_OK) {
+                    AIT_LOG_ERROR(e.msg, "persisting healed code", "object", job->key);
+                }
+            }
+            ait_task_spec_clear(&spec);
+        }
+        json_object_put(task);
+    } else {
+        pthread_mutex_lock(&r->mu);
+        if (r->n_failures < PENDING_MAX) {
+            r->failures = ait_realloc(r->failures, (r->n_failures + 1) * sizeof(pending_failure));
+            pending_failure *f = &r->failures[r->n_failures++];
+            f->uid = ait_strdup(job->uid);
+            f->attempt = job->next_attempt;
+            f->reason = ait_strdup(outcome->reason ? outcome->reason : "HealFailed");
+            f->message = ait_strdup(outcome->message ? outcome->message : "");
+            f->cost_micro = outcome->cost_micro;
+        }
+        pthread_mutex_unlock(&r->mu);
+    }
+    if (r->d.queue.add != NULL) {
+        r->d.queue.add(r->d.queue.ctx, job->key);
+    }
+}
