@@ -54,7 +54,8 @@ build_helm() {
 build_kwok() { build_tool kwok "$AIT_KWOK_VERSION" kwok sigs.k8s.io/kwok/cmd/kwok kwok; }
 build_bao() {
     if [[ -f "$here/tools/bao/go.mod" ]]; then
-        build_tool bao "$AIT_BAO_VERSION" bao github.com/openbao/openbao bao
+        build_tool bao "$AIT_BAO_VERSION" bao github.com/openbao/openbao bao \
+            "-X github.com/openbao/openbao/version.fullVersion=$AIT_BAO_VERSION"
     fi
 }
 
