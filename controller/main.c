@@ -1,14 +1,16 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 /* aitask-controller: the process only. Reads flags and config, builds each part, wires them and
- * waits for SIGTERM/SIGINT, then shuts down in order. Exit codes: 0 clean stop, 1 runtime
- * failure, 2 bad flags or config. */
+ * waits for SIGTERM/SIGINT, then shuts down in order (see manager.h). Exit codes: 0 clean stop, 1
+ * runtime failure, 2 bad flags or config. */
 #include <pthread.h>
 #include <signal.h>
 #include <stdio.h>
 #include <string.h>
 
+#include "core/failpoint.h"
 #include "core/log.h"
 #include "core/version.h"
+#include "manager.h"
 #include "options.h"
 
 int main(int argc, char **argv)
@@ -38,9 +40,22 @@ int main(int argc, char **argv)
     pthread_sigmask(SIG_BLOCK, &stop, NULL);
     signal(SIGPIPE, SIG_IGN);
 
+    ait_failpoint_init();
     AIT_LOG_INFO(0, "starting", "version", AIT_VERSION);
-    int sig = 0;
-    sigwait(&stop, &sig);
-    AIT_LOG_INFO(0, "stopping", "signal", sig == SIGTERM ? "SIGTERM" : "SIGINT");
-    return 0;
+    ait_manager *m = NULL;
+    ait_status st = ait_manager_new(&opts, &m, &err);
+    if (st != AIT_OK) {
+        AIT_LOG_ERROR(err.msg, "setting up the controller failed");
+        fprintf(stderr, "aitask-controller: %s\n", err.msg);
+        return st == AIT_ERR_INVALID ? 2 : 1;
+    }
+    if (ait_manager_start(m, &err) != AIT_OK) {
+        AIT_LOG_ERROR(err.msg, "starting the controller failed");
+        ait_manager_stop(m);
+        return 1;
+    }
+    int rc = ait_manager_wait(m);
+    ait_manager_stop(m);
+    AIT_LOG_INFO(0, "stopped");
+    return rc;
 }

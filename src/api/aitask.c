@@ -3,7 +3,6 @@
 #include "api/aitask.h"
 
 #include <errno.h>
-#include <openssl/evp.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -445,19 +444,6 @@ json_object *ait_status_attempts(json_object *status)
     a = json_object_new_array();
     json_object_object_add(status, "attempts", a);
     return a;
-}
-
-void ait_sha256_hex(const void *data, size_t len, char out[65])
-{
-    unsigned char md[EVP_MAX_MD_SIZE];
-    unsigned int n = 0;
-    EVP_Digest(data, len, md, &n, EVP_sha256(), NULL);
-    static const char hex[] = "0123456789abcdef";
-    for (unsigned int i = 0; i < n && i < 32; i++) {
-        out[2 * i] = hex[md[i] >> 4];
-        out[2 * i + 1] = hex[md[i] & 15];
-    }
-    out[64] = '\0';
 }
 
 const char *ait_tail_utf8(const char *s, size_t max)

@@ -114,9 +114,6 @@ void ait_condition_remove(json_object *status, const char *type);
 /* The attempts array (created when absent); borrowed. */
 json_object *ait_status_attempts(json_object *status);
 
-/* SHA-256 of data as 64 lower-case hex characters into out (65 bytes). */
-void ait_sha256_hex(const void *data, size_t len, char out[65]);
-
 /* Keeps the last max bytes of s (UTF-8 safe: never starts inside a multi-byte sequence).
  * Returns a pointer into s. */
 const char *ait_tail_utf8(const char *s, size_t max);

@@ -12,7 +12,9 @@
 #include <string.h>
 
 #include "api/aitask.h"
+#include "audit/crypto.h"
 #include "core/alloc.h"
+#include "core/failpoint.h"
 #include "core/json.h"
 #include "core/log.h"
 #include "reconcile/pod.h"
@@ -122,8 +124,12 @@ static ait_status write_status(ait_reconciler *r, json_object *task, json_object
     if (orig_status != NULL && json_object_equal(orig_status, status)) {
         return AIT_OK;
     }
+    ait_failpoint("before-status-write");
     ait_status st = ait_rest_update(r->d.rest, &AIT_GVR_AITASKS, ait_obj_namespace(task),
                                     ait_obj_name(task), "status", task, NULL, err);
+    if (st == AIT_OK) {
+        ait_failpoint("after-status-write");
+    }
     if (st != AIT_OK) {
         ait_error_wrap(err, "updating status of %s/%s", ait_obj_namespace(task),
                        ait_obj_name(task));
@@ -436,6 +442,7 @@ static ait_status start_attempt(ait_reconciler *r, json_object *task, json_objec
     if (st != AIT_OK) {
         return st;
     }
+    ait_failpoint("after-configmap");
     pod = ait_pod_build(task, spec, r->d.config, n, NULL, err);
     if (pod == NULL) {
         return AIT_ERR_INVALID;
@@ -445,8 +452,9 @@ static ait_status start_attempt(ait_reconciler *r, json_object *task, json_objec
         json_object_put(pod);
         return st;
     }
+    ait_failpoint("after-pod-create");
     char sha[65];
-    ait_sha256_hex(code, strlen(code), sha);
+    ait_audit_sha256_hex(code, strlen(code), sha);
     char ts[40];
     ait_time_rfc3339(now_ns(r), ts, sizeof(ts));
     json_object *a = json_object_new_object();
@@ -697,14 +705,10 @@ ait_status ait_reconcile(ait_reconciler *r, const char *key, int64_t *requeue_af
     snprintf(ns, sizeof(ns), "%.*s", (int)(slash - key), key);
     snprintf(name, sizeof(name), "%s", slash + 1);
 
-    json_object *cached_task = cached(r, AIT_CACHE_TASK, ns, name);
-    if (cached_task == NULL) {
+    json_object *task = cached(r, AIT_CACHE_TASK, ns, name);
+    if (task == NULL) {
         return AIT_OK; /* deleted; owned objects go with it */
     }
-    /* Work on a private copy: the cache's object is shared with other readers. */
-    json_object *task = NULL;
-    json_object_deep_copy(cached_task, &task, NULL);
-    json_object_put(cached_task);
     ait_status st = AIT_OK;
     ait_task_spec spec;
     memset(&spec, 0, sizeof(spec));
@@ -716,6 +720,7 @@ ait_status ait_reconcile(ait_reconciler *r, const char *key, int64_t *requeue_af
     }
     if (!ait_obj_has_finalizer(task, AIT_FINALIZER)) {
         st = add_finalizer(r, task, err);
+        ait_failpoint("after-finalizer");
         goto out; /* the update brings the task back through the queue */
     }
     json_object *status = ait_status_obj(task);

@@ -24,8 +24,9 @@ typedef enum ait_cache_kind {
     AIT_CACHE_CONFIGMAP,
 } ait_cache_kind;
 
-/* Read access to the informers' caches. get returns a new reference (json_object_put) or NULL
- * when the object is not cached. */
+/* Read access to the informers' caches. get returns a private copy owned by the caller
+ * (json_object_put; nobody else references it, so the reconciler may edit it), or NULL when the
+ * object is not cached. */
 typedef struct ait_reconcile_cache {
     void *ctx;
     json_object *(*get)(void *ctx, ait_cache_kind kind, const char *ns, const char *name);

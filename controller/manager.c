@@ -1,0 +1,490 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/* Manager: builds and runs the daemon's parts; see manager.h. The reconcile workers run only
+ * while this replica leads; losing the lease ends the process (like controller-runtime), since
+ * another replica already acts and the pod will be restarted as a candidate. */
+#include "manager.h"
+
+#include <pthread.h>
+#include <signal.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "api/aitask.h"
+#include "core/alloc.h"
+#include "core/json.h"
+#include "core/log.h"
+#include "core/time.h"
+#include "kube/config.h"
+#include "kube/events.h"
+#include "kube/informer.h"
+#include "kube/leader.h"
+#include "kube/rest.h"
+#include "kube/workqueue.h"
+#include "metrics/http.h"
+#include "metrics/registry.h"
+#include "metrics/std.h"
+#include "reconcile/config.h"
+#include "reconcile/pod.h"
+#include "reconcile/reconciler.h"
+
+#define CONTROLLER_NAME "aitask"
+#define MAX_WORKERS 256
+
+struct ait_manager {
+    ait_options opts;
+    ait_controller_config *config;
+    ait_kube_config *kcfg;
+    ait_rest *rest;
+    ait_metrics *registry;
+    ait_metrics_std *m;
+    ait_metrics_http *http;
+    ait_workqueue *queue;
+    ait_events *events;
+    ait_informer *tasks;
+    ait_informer *pods;
+    ait_informer *configmaps;
+    ait_reconciler *reconciler;
+    ait_leader *leader;
+    pthread_t workers[MAX_WORKERS];
+    int n_workers;
+    atomic_int started;
+    atomic_int lost_leadership;
+    atomic_int stopping;
+    pthread_t waiter;
+    char identity[256];
+    char host[128];
+};
+
+/* ---- seams: metrics ---- */
+
+static void rest_observe(void *ctx, const char *verb, long code, int64_t latency_ns)
+{
+    ait_manager *m = ctx;
+    char c[16];
+    snprintf(c, sizeof(c), "%ld", code);
+    ait_metric_inc(ait_metric_family_with(m->m->rest_client_requests_total, code ? c : "<error>",
+                                          verb, m->host));
+    ait_metric_observe(
+        ait_metric_family_with(m->m->rest_client_request_duration_seconds, verb, m->host),
+        (double)latency_ns / 1e9);
+}
+
+static void wq_depth(void *ctx, const char *q, int64_t depth)
+{
+    ait_manager *m = ctx;
+    ait_metric_set(ait_metric_family_with(m->m->workqueue_depth, q), (double)depth);
+}
+
+static void wq_add(void *ctx, const char *q)
+{
+    ait_manager *m = ctx;
+    ait_metric_inc(ait_metric_family_with(m->m->workqueue_adds_total, q));
+}
+
+static void wq_latency(void *ctx, const char *q, int64_t ns)
+{
+    ait_manager *m = ctx;
+    ait_metric_observe(ait_metric_family_with(m->m->workqueue_queue_duration_seconds, q),
+                       (double)ns / 1e9);
+}
+
+static void wq_work(void *ctx, const char *q, int64_t ns)
+{
+    ait_manager *m = ctx;
+    ait_metric_observe(ait_metric_family_with(m->m->workqueue_work_duration_seconds, q),
+                       (double)ns / 1e9);
+}
+
+static void wq_retry(void *ctx, const char *q)
+{
+    ait_manager *m = ctx;
+    ait_metric_inc(ait_metric_family_with(m->m->workqueue_retries_total, q));
+}
+
+/* ---- seams: reconciler ---- */
+
+static json_object *cache_get(void *ctx, ait_cache_kind kind, const char *ns, const char *name)
+{
+    ait_manager *m = ctx;
+    ait_informer *inf = kind == AIT_CACHE_TASK  ? m->tasks
+                        : kind == AIT_CACHE_POD ? m->pods
+                                                : m->configmaps;
+    return ait_informer_get(inf, ns, name);
+}
+
+static void emit_event(void *ctx, json_object *task, const char *type, const char *reason,
+                       const char *action, const char *note)
+{
+    ait_manager *m = ctx;
+    ait_object_ref ref = {
+        .api_version = AIT_API_VERSION,
+        .kind = AIT_API_KIND,
+        .namespace_ = ait_obj_namespace(task),
+        .name = ait_obj_name(task),
+        .uid = ait_obj_uid(task),
+        .resource_version = ait_obj_resource_version(task),
+    };
+    ait_events_emit(m->events, &ref, type, reason, action, note);
+}
+
+static void queue_add(void *ctx, const char *key)
+{
+    ait_workqueue_add(((ait_manager *)ctx)->queue, key);
+}
+
+static void queue_add_after(void *ctx, const char *key, int64_t delay_ns)
+{
+    ait_workqueue_add_after(((ait_manager *)ctx)->queue, key, delay_ns);
+}
+
+/* ---- informer handlers: map every object to its AITask's key ---- */
+
+static void enqueue_obj(ait_manager *m, json_object *obj)
+{
+    const char *ns = ait_obj_namespace(obj);
+    const char *name = ait_obj_name(obj);
+    if (ns == NULL || name == NULL) {
+        return;
+    }
+    char *key = ait_asprintf("%s/%s", ns, name);
+    ait_workqueue_add(m->queue, key);
+    ait_free(key);
+}
+
+static void enqueue_owner(ait_manager *m, json_object *obj)
+{
+    json_object *refs = ait_json_array(obj, "metadata.ownerReferences");
+    size_t n = refs ? json_object_array_length(refs) : 0;
+    for (size_t i = 0; i < n; i++) {
+        json_object *r = json_object_array_get_idx(refs, i);
+        const char *kind = ait_json_str(r, "kind");
+        const char *api = ait_json_str(r, "apiVersion");
+        if (ait_json_bool(r, "controller", 0) && kind != NULL && strcmp(kind, AIT_API_KIND) == 0 &&
+            api != NULL && strncmp(api, AIT_API_GROUP "/", strlen(AIT_API_GROUP) + 1) == 0) {
+            char *key = ait_asprintf("%s/%s", ait_obj_namespace(obj), ait_json_str(r, "name"));
+            ait_workqueue_add(m->queue, key);
+            ait_free(key);
+        }
+    }
+}
+
+static void task_add(void *ctx, json_object *obj)
+{
+    enqueue_obj(ctx, obj);
+}
+
+static void task_update(void *ctx, json_object *old_obj, json_object *new_obj)
+{
+    (void)old_obj;
+    enqueue_obj(ctx, new_obj);
+}
+
+static void task_delete(void *ctx, json_object *obj, int unknown)
+{
+    (void)unknown;
+    enqueue_obj(ctx, obj);
+}
+
+static void owned_add(void *ctx, json_object *obj)
+{
+    enqueue_owner(ctx, obj);
+}
+
+static void owned_update(void *ctx, json_object *old_obj, json_object *new_obj)
+{
+    (void)old_obj;
+    enqueue_owner(ctx, new_obj);
+}
+
+static void owned_delete(void *ctx, json_object *obj, int unknown)
+{
+    (void)unknown;
+    enqueue_owner(ctx, obj);
+}
+
+/* Pods are cached without their spec: the reconciler reads metadata and status only, and the
+ * spec is most of a pod's size (SPEC.md §9 memory targets). */
+static void prune_pod(void *ctx, json_object *obj)
+{
+    (void)ctx;
+    json_object_object_del(obj, "spec");
+}
+
+/* ---- workers ---- */
+
+static void *worker_main(void *arg)
+{
+    ait_manager *m = arg;
+    for (;;) {
+        char *key = NULL;
+        if (ait_workqueue_get(m->queue, &key) != AIT_OK) {
+            break; /* shut down */
+        }
+        int64_t t0 = ait_time_mono_ns();
+        int64_t requeue = 0;
+        ait_error err = {0};
+        ait_status st = ait_reconcile(m->reconciler, key, &requeue, &err);
+        double secs = (double)(ait_time_mono_ns() - t0) / 1e9;
+        ait_metric_observe(ait_metric_family_with(m->m->reconcile_time_seconds, CONTROLLER_NAME),
+                           secs);
+        if (st != AIT_OK) {
+            int conflict = st == AIT_ERR_CONFLICT;
+            ait_metric_inc(ait_metric_family_with(m->m->reconcile_total, CONTROLLER_NAME, "error"));
+            ait_metric_inc(ait_metric_family_with(m->m->reconcile_errors_total, CONTROLLER_NAME));
+            if (conflict) {
+                AIT_LOG_INFO(2, "reconcile conflict, requeued", "controller", CONTROLLER_NAME,
+                             "object", key, "err", err.msg);
+            } else {
+                AIT_LOG_ERROR(err.msg, "Reconciler error", "controller", CONTROLLER_NAME, "object",
+                              key, "code", ait_status_str(st));
+            }
+            ait_workqueue_add_rate_limited(m->queue, key);
+        } else {
+            ait_metric_inc(ait_metric_family_with(m->m->reconcile_total, CONTROLLER_NAME,
+                                                  requeue > 0 ? "requeue_after" : "success"));
+            ait_workqueue_forget(m->queue, key);
+            if (requeue > 0) {
+                ait_workqueue_add_after(m->queue, key, requeue);
+            }
+        }
+        ait_workqueue_done(m->queue, key);
+        ait_free(key);
+    }
+    return NULL;
+}
+
+static ait_status start_informer(ait_manager *m, ait_informer **out, const ait_gvr *gvr,
+                                 const char *selector, ait_informer_handlers h,
+                                 ait_informer_transform_cb transform, ait_error *err)
+{
+    ait_informer_options io = {
+        .gvr = gvr,
+        .ns = m->opts.namespace_,
+        .label_selector = selector,
+        .handlers = h,
+        .transform = transform,
+    };
+    ait_status st = ait_informer_new(m->rest, &io, out, err);
+    if (st == AIT_OK) {
+        st = ait_informer_start(*out, err);
+    }
+    return st;
+}
+
+static ait_status start_controller(ait_manager *m, ait_error *err)
+{
+    if (atomic_exchange(&m->started, 1)) {
+        return AIT_OK;
+    }
+    ait_informer_handlers th = {m, task_add, task_update, task_delete};
+    ait_informer_handlers oh = {m, owned_add, owned_update, owned_delete};
+    const char *owned = AIT_LABEL_MANAGED_BY "=" AIT_MANAGER;
+    ait_status st;
+    if ((st = start_informer(m, &m->tasks, &AIT_GVR_AITASKS, NULL, th, NULL, err)) != AIT_OK ||
+        (st = start_informer(m, &m->pods, &AIT_GVR_PODS, owned, oh, prune_pod, err)) != AIT_OK ||
+        (st = start_informer(m, &m->configmaps, &AIT_GVR_CONFIGMAPS, owned, oh, NULL, err)) !=
+            AIT_OK) {
+        return st;
+    }
+    int64_t t0 = ait_time_mono_ns();
+    ait_informer *infs[] = {m->tasks, m->pods, m->configmaps};
+    for (int i = 0; i < 3; i++) {
+        while (ait_informer_wait_for_sync(infs[i], 1000) == AIT_ERR_TIMEOUT) {
+            if (atomic_load(&m->stopping)) {
+                return ait_error_set(err, AIT_ERR_CANCELLED, "stopped before caches synced");
+            }
+        }
+    }
+    char ms[32];
+    snprintf(ms, sizeof(ms), "%.1f", (double)(ait_time_mono_ns() - t0) / 1e6);
+    AIT_LOG_INFO(0, "caches synced", "controller", CONTROLLER_NAME, "ms", ms);
+    for (int i = 0; i < m->opts.concurrency; i++) {
+        pthread_create(&m->workers[m->n_workers++], NULL, worker_main, m);
+    }
+    ait_metric_set(ait_metric_family_with(m->m->max_concurrent_reconciles, CONTROLLER_NAME),
+                   m->opts.concurrency);
+    char workers[16];
+    snprintf(workers, sizeof(workers), "%d", m->opts.concurrency);
+    AIT_LOG_INFO(0, "Starting workers", "controller", CONTROLLER_NAME, "workerCount", workers);
+    return AIT_OK;
+}
+
+static int ready_cb(void *ud, char *reason, size_t len)
+{
+    ait_manager *m = ud;
+    if (m->opts.leader_elect && !atomic_load(&m->started)) {
+        /* A standby replica is ready to take over: it serves and campaigns. */
+        return 1;
+    }
+    if (m->tasks == NULL || !ait_informer_has_synced(m->tasks) ||
+        !ait_informer_has_synced(m->pods) || !ait_informer_has_synced(m->configmaps)) {
+        snprintf(reason, len, "caches not synced");
+        return 0;
+    }
+    return 1;
+}
+
+static void started_leading(void *ctx)
+{
+    ait_manager *m = ctx;
+    ait_metric_set(ait_metric_family_with(m->m->leader_election_master_status, "aitask"), 1);
+    AIT_LOG_INFO(0, "became leader", "identity", m->identity);
+    ait_error err = {0};
+    if (start_controller(m, &err) != AIT_OK) {
+        AIT_LOG_ERROR(err.msg, "starting the controller failed");
+        atomic_store(&m->lost_leadership, 1);
+        kill(getpid(), SIGTERM);
+    }
+}
+
+static void stopped_leading(void *ctx)
+{
+    ait_manager *m = ctx;
+    ait_metric_set(ait_metric_family_with(m->m->leader_election_master_status, "aitask"), 0);
+    if (atomic_load(&m->stopping)) {
+        return;
+    }
+    AIT_LOG_ERROR("leader election lost", "stopping: another replica leads now", "identity",
+                  m->identity);
+    atomic_store(&m->lost_leadership, 1);
+    kill(getpid(), SIGTERM);
+}
+
+ait_status ait_manager_new(const ait_options *opts, ait_manager **out, ait_error *err)
+{
+    *out = NULL;
+    ait_manager *m = ait_calloc(1, sizeof(*m));
+    m->opts = *opts;
+    ait_status st = ait_controller_config_load(opts->config, &m->config, err);
+    if (st != AIT_OK) {
+        st = AIT_ERR_INVALID;
+        goto fail;
+    }
+    st = ait_kube_config_load(opts->kubeconfig, NULL, &m->kcfg, err);
+    if (st != AIT_OK) {
+        goto fail;
+    }
+    m->registry = ait_metrics_new();
+    m->m = ait_metrics_std_new(m->registry);
+    const char *h = strstr(m->kcfg->server, "://");
+    snprintf(m->host, sizeof(m->host), "%s", h ? h + 3 : m->kcfg->server);
+    ait_rest_options ro = {.qps = 50, .burst = 100, .observe = rest_observe, .observe_ctx = m};
+    if ((st = ait_rest_new(m->kcfg, &ro, &m->rest, err)) != AIT_OK) {
+        goto fail;
+    }
+    ait_workqueue_hooks hooks = {m, wq_depth, wq_add, wq_latency, wq_work, wq_retry};
+    ait_workqueue_options qo = {.name = CONTROLLER_NAME, .hooks = &hooks};
+    if ((st = ait_workqueue_new(&qo, &m->queue, err)) != AIT_OK) {
+        goto fail;
+    }
+    char hostname[128] = "aitask-controller";
+    gethostname(hostname, sizeof(hostname) - 1);
+    const char *pod = getenv("POD_NAME");
+    snprintf(m->identity, sizeof(m->identity), "%s_%ld", pod ? pod : hostname, (long)getpid());
+    ait_events_options eo = {.reporting_instance = m->identity};
+    if ((st = ait_events_new(m->rest, &eo, &m->events, err)) != AIT_OK) {
+        goto fail;
+    }
+    ait_reconciler_deps deps = {
+        .rest = m->rest,
+        .config = m->config,
+        .cache = {m, cache_get},
+        .events = {m, emit_event},
+        .queue = {m, queue_add, queue_add_after},
+    };
+    m->reconciler = ait_reconciler_new(&deps);
+    if (opts->leader_elect) {
+        const char *ns = opts->lease_namespace;
+        if (ns == NULL) {
+            ns = m->kcfg->namespace_ ? m->kcfg->namespace_ : "default";
+        }
+        ait_leader_options lo = {
+            .namespace_ = ns,
+            .name = opts->lease_name,
+            .identity = m->identity,
+            .callbacks = {m, started_leading, stopped_leading, NULL},
+        };
+        if ((st = ait_leader_new(m->rest, &lo, &m->leader, err)) != AIT_OK) {
+            goto fail;
+        }
+    }
+    *out = m;
+    return AIT_OK;
+fail:
+    ait_manager_stop(m);
+    return st;
+}
+
+ait_status ait_manager_start(ait_manager *m, ait_error *err)
+{
+    ait_metrics_http_opts ho = {
+        .metrics_addr = m->opts.metrics_addr,
+        .probe_addr = m->opts.probe_addr,
+        .registry = m->registry,
+        .ready_cb = ready_cb,
+        .ready_ud = m,
+    };
+    ait_status st = ait_metrics_http_start(&ho, &m->http, err);
+    if (st != AIT_OK) {
+        return st;
+    }
+    char mp[16], pp[16];
+    snprintf(mp, sizeof(mp), "%d", ait_metrics_http_metrics_port(m->http));
+    snprintf(pp, sizeof(pp), "%d", ait_metrics_http_probe_port(m->http));
+    AIT_LOG_INFO(0, "serving", "metricsPort", mp, "probePort", pp);
+    if (m->leader != NULL) {
+        return ait_leader_start(m->leader, err);
+    }
+    return start_controller(m, err);
+}
+
+int ait_manager_wait(ait_manager *m)
+{
+    sigset_t stop;
+    sigemptyset(&stop);
+    sigaddset(&stop, SIGTERM);
+    sigaddset(&stop, SIGINT);
+    int sig = 0;
+    sigwait(&stop, &sig);
+    AIT_LOG_INFO(0, "stopping", "signal", sig == SIGTERM ? "SIGTERM" : "SIGINT");
+    return atomic_load(&m->lost_leadership) ? 1 : 0;
+}
+
+void ait_manager_stop(ait_manager *m)
+{
+    if (m == NULL) {
+        return;
+    }
+    atomic_store(&m->stopping, 1);
+    /* Stop taking work and let in-flight reconciles finish. */
+    if (m->queue != NULL) {
+        ait_workqueue_shutdown_drain(m->queue);
+    }
+    for (int i = 0; i < m->n_workers; i++) {
+        pthread_join(m->workers[i], NULL);
+    }
+    /* Release the lease only after the workers stopped, so a successor never overlaps. */
+    if (m->leader != NULL) {
+        ait_leader_stop(m->leader);
+        ait_leader_free(m->leader);
+    }
+    ait_informer_free(m->tasks);
+    ait_informer_free(m->pods);
+    ait_informer_free(m->configmaps);
+    if (m->events != NULL) {
+        (void)!ait_events_flush(m->events, 2 * AIT_NS_PER_S);
+        ait_events_free(m->events);
+    }
+    ait_metrics_http_free(m->http);
+    ait_reconciler_free(m->reconciler);
+    ait_workqueue_free(m->queue);
+    ait_rest_free(m->rest);
+    ait_metrics_std_free(m->m);
+    ait_metrics_free(m->registry);
+    ait_kube_config_free(m->kcfg);
+    ait_controller_config_free(m->config);
+    ait_free(m);
+}
