@@ -517,6 +517,9 @@ static void classify_error(ait_heal_provider_type t, int http, const ait_heal_ht
 {
     const char *msg = NULL, *etype = NULL, *ecode = NULL, *gstatus = NULL;
     json_object *eobj = ait_json_path(root, "error");
+    if (eobj != NULL && !json_object_is_type(eobj, json_type_object)) {
+        eobj = NULL;
+    }
     if (eobj != NULL) {
         msg = ait_json_str(eobj, "message");
         etype = ait_json_str(eobj, "type");
