@@ -289,8 +289,10 @@ ait_status ait_etcd_decode_error(long http_status, const char *body, size_t len,
         ait_error_set(err, st, "etcd: %s (HTTP %ld): %.300s", grpc_code_name(code), http_status,
                       msg ? msg : "");
     } else {
-        ait_error_set(err, st, "etcd: HTTP %ld: %.200s", http_status,
-                      body != NULL && len > 0 ? body : "(empty body)");
+        /* body is not NUL-terminated (it is len bytes of a peer's answer): bound the print. */
+        int shown = body != NULL ? (int)(len < 200 ? len : 200) : 0;
+        ait_error_set(err, st, "etcd: HTTP %ld: %.*s", http_status, shown > 0 ? shown : 12,
+                      shown > 0 ? body : "(empty body)");
     }
     if (err != NULL) {
         err->http_status = (int)http_status;
