@@ -448,6 +448,18 @@ static ait_status start_attempt(ait_reconciler *r, json_object *task, json_objec
         return AIT_ERR_INVALID;
     }
     st = ensure_created(r, &AIT_GVR_PODS, task, pod, err);
+    if ((st == AIT_ERR_FORBIDDEN && strstr(err->msg, "cannot create resource") == NULL) ||
+        st == AIT_ERR_INVALID) {
+        /* Admission refused the pod (Pod Security, a missing RuntimeClass, a quota): retrying
+         * the same spec cannot help, so the task ends with the API server's reason. RBAC
+         * denials ("cannot create resource") are the controller's problem and are retried. */
+        char *msg = ait_asprintf("the sandbox pod was rejected: %s", err->msg);
+        fail_task(r, task, status, "PodRejected", msg);
+        ait_free(msg);
+        ait_error_clear(err);
+        json_object_put(pod);
+        return AIT_OK;
+    }
     if (st != AIT_OK) {
         json_object_put(pod);
         return st;
