@@ -75,6 +75,7 @@ task "$ns2" deadline 'import time; time.sleep(999)' 'healing: {maxAttempts: 1}' 
 task "$ns2" oom 'x = "a" * 10**10' 'healing: {maxAttempts: 1}'
 task "$ns2" del 'print(1)'
 task "$ns2" invalid 'print(1)' 'healing: {providers: [nosuchprovider]}'
+task "$ns2" rejected 'print(1)' 'sandbox: {runtimeClassName: no-such-class}'
 wait_for 30 kubectl get pod -n "$ns2" deadline-a1 oom-a1 del-a1
 check "deadline pod has activeDeadlineSeconds = timeoutSeconds" \
     test "$(kubectl get pod -n "$ns2" deadline-a1 -o jsonpath='{.spec.activeDeadlineSeconds}')" = 30
@@ -94,6 +95,10 @@ check "invalid task: phase Failed and no pod" \
 rv=$(jp "$ns2" invalid '{.metadata.resourceVersion}')
 sleep 3
 check "invalid task is not retried in a loop" test "$(jp "$ns2" invalid '{.metadata.resourceVersion}')" = "$rv"
+check "a pod refused by admission ends the task with reason PodRejected" \
+    wait_for 30 test "$(jp "$ns2" rejected '{.status.phase}/{.status.conditions[?(@.type=="Succeeded")].reason}')" = "Failed/PodRejected"
+check "PodRejected message carries the API server's reason" \
+    grep -q 'no-such-class' <<<"$(jp "$ns2" rejected '{.status.conditions[?(@.type=="Succeeded")].message}')"
 kubectl delete aitask -n "$ns2" del --wait=false >/dev/null
 check "deleting a running task removes it (finalizer released)" \
     wait_for 60 test -z "$(kubectl get aitask -n "$ns2" del -o name 2>/dev/null)"
