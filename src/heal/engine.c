@@ -214,6 +214,7 @@ static size_t add_failover(ait_heal_result *r, const char *name, const char *err
     f->provider = ait_strdup(name);
     f->error = ait_strdup(error);
     f->failover_ms = -1;
+    f->failover_us = -1;
     return r->n_failovers++;
 }
 
@@ -688,6 +689,7 @@ static void run_heal(ait_heal_engine *e, CURL *c, const ait_heal_request *req, a
             int64_t send_ns = mono(e);
             if (pending_fail_ns >= 0) {
                 r->failovers[pending_idx].failover_ms = (send_ns - pending_fail_ns) / AIT_NS_PER_MS;
+                r->failovers[pending_idx].failover_us = (send_ns - pending_fail_ns) / 1000;
                 pending_fail_ns = -1;
             }
             xfer x;

@@ -133,13 +133,15 @@ typedef enum ait_heal_failure {
 /* Returns "ProvidersUnavailable", "BudgetExceeded", ... ("" for AIT_HEAL_OK); never NULL. */
 const char *ait_heal_failure_str(ait_heal_failure f);
 
-/* A provider that did not answer and why. failover_ms is the time from that failure to the
- * next request sent to a provider (-1 when none followed). */
+/* A provider that did not answer and why. failover_ms (and failover_us, finer, for benchmarks)
+ * is the time from that failure to the next request sent to a provider (-1 when none
+ * followed): the aitask_provider_failover_seconds observation. */
 typedef struct ait_heal_failover {
     char *provider;
     char *error; /* short reason: "HTTP 503", "RateLimited", "Quota", "Timeout",
                     "ConnectionFailed", "InvalidAnswer", "Refusal", "CircuitOpen", ... */
     int64_t failover_ms;
+    int64_t failover_us;
 } ait_heal_failover;
 
 /* One HTTP exchange, for the audit log (action heal.request / heal.response). The bodies are

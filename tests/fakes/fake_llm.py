@@ -36,6 +36,7 @@
 import argparse
 import json
 import os
+import socket
 import sys
 import threading
 import time
@@ -97,6 +98,12 @@ def error_body(fmt, code, etype, message, extra=None):
 class Handler(BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"
     server_version = "fake-llm/1"
+
+    def setup(self):
+        super().setup()
+        # Headers and body go out as separate writes: without TCP_NODELAY, Nagle's algorithm
+        # and the client's delayed ACK would add 40 ms to every answer on a reused connection.
+        self.connection.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
 
     def log_message(self, *args):
         pass
