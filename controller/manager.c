@@ -53,7 +53,9 @@ struct ait_manager {
     atomic_int started;
     atomic_int lost_leadership;
     atomic_int stopping;
-    pthread_t waiter;
+    pthread_t starter;
+    atomic_int starter_running;
+    ait_rest *lease_rest; /* short timeouts: a renewal must fail before the renew deadline */
     char identity[256];
     char host[128];
 };
@@ -327,16 +329,27 @@ static int ready_cb(void *ud, char *reason, size_t len)
     return 1;
 }
 
+static void *controller_thread(void *arg)
+{
+    ait_manager *m = arg;
+    ait_error err = {0};
+    if (start_controller(m, &err) != AIT_OK && !atomic_load(&m->stopping)) {
+        AIT_LOG_ERROR(err.msg, "starting the controller failed");
+        atomic_store(&m->lost_leadership, 1);
+        kill(getpid(), SIGTERM);
+    }
+    return NULL;
+}
+
+/* Runs on the election thread, which must keep renewing: the controller (cache sync may take a
+ * while) starts on its own thread. */
 static void started_leading(void *ctx)
 {
     ait_manager *m = ctx;
     ait_metric_set(ait_metric_family_with(m->m->leader_election_master_status, "aitask"), 1);
     AIT_LOG_INFO(0, "became leader", "identity", m->identity);
-    ait_error err = {0};
-    if (start_controller(m, &err) != AIT_OK) {
-        AIT_LOG_ERROR(err.msg, "starting the controller failed");
-        atomic_store(&m->lost_leadership, 1);
-        kill(getpid(), SIGTERM);
+    if (!atomic_exchange(&m->starter_running, 1)) {
+        pthread_create(&m->starter, NULL, controller_thread, m);
     }
 }
 
@@ -407,7 +420,9 @@ ait_status ait_manager_new(const ait_options *opts, ait_manager **out, ait_error
             .identity = m->identity,
             .callbacks = {m, started_leading, stopped_leading, NULL},
         };
-        if ((st = ait_leader_new(m->rest, &lo, &m->leader, err)) != AIT_OK) {
+        ait_rest_options lro = {.timeout_ms = 5000, .connect_timeout_ms = 2000};
+        if ((st = ait_rest_new(m->kcfg, &lro, &m->lease_rest, err)) != AIT_OK ||
+            (st = ait_leader_new(m->lease_rest, &lo, &m->leader, err)) != AIT_OK) {
             goto fail;
         }
     }
@@ -463,6 +478,9 @@ void ait_manager_stop(ait_manager *m)
     if (m->queue != NULL) {
         ait_workqueue_shutdown_drain(m->queue);
     }
+    if (atomic_load(&m->starter_running)) {
+        pthread_join(m->starter, NULL);
+    }
     for (int i = 0; i < m->n_workers; i++) {
         pthread_join(m->workers[i], NULL);
     }
@@ -481,6 +499,7 @@ void ait_manager_stop(ait_manager *m)
     ait_metrics_http_free(m->http);
     ait_reconciler_free(m->reconciler);
     ait_workqueue_free(m->queue);
+    ait_rest_free(m->lease_rest);
     ait_rest_free(m->rest);
     ait_metrics_std_free(m->m);
     ait_metrics_free(m->registry);
