@@ -740,6 +740,28 @@ static void test_transport_failures(void **state)
     }
 }
 
+/* TLS is always on and verified: an https URL to a plain-HTTP port fails the handshake and
+ * the engine moves on. */
+static void test_tls_failure(void **state)
+{
+    (void)state;
+    ait_heal_provider_config ps[2] = {prov(0, "tls", AIT_HEAL_TYPE_OPENAI, "tls"),
+                                      prov(1, "backup", AIT_HEAL_TYPE_OPENAI, "backup")};
+    char url[128];
+    snprintf(url, sizeof(url), "https://127.0.0.1:%d/tls/v1", fake_port);
+    ps[0].base_url = url;
+    ait_heal_config cfg = {0};
+    ait_heal_engine *e = engine2(&cfg, ps, 2);
+    const char *order[] = {"tls", "backup"};
+    ait_heal_request req = request(order, 2);
+    ait_heal_result *r = run(e, &req);
+    assert_int_equal(r->failure, AIT_HEAL_OK);
+    assert_string_equal(r->failovers[0].error, "TLSError");
+    assert_int_equal(fake_count("tls"), 0);
+    ait_heal_result_free(r);
+    ait_heal_engine_free(e);
+}
+
 typedef struct keys {
     int calls, forced;
 } keys;
@@ -933,6 +955,7 @@ int main(void)
         cmocka_unit_test_setup(test_budget, test_setup),
         cmocka_unit_test_setup(test_all_down, test_setup),
         cmocka_unit_test_setup(test_transport_failures, test_setup),
+        cmocka_unit_test_setup(test_tls_failure, test_setup),
         cmocka_unit_test_setup(test_auth_refresh, test_setup),
         cmocka_unit_test_setup(test_output_mode_fallback, test_setup),
         cmocka_unit_test_setup(test_prompt_generation, test_setup),
