@@ -155,12 +155,15 @@ static ait_status reason_code(const char *reason, long http)
     return st == AIT_OK ? AIT_ERR_IO : st;
 }
 
-/* Writes a printable, tag-stripped, whitespace-collapsed excerpt of body into out. */
+/* Writes a printable, tag-stripped, whitespace-collapsed excerpt of body into out (size >= 8),
+ * ending in "..." when cut. */
 static void body_excerpt(const char *body, size_t len, char *out, size_t size)
 {
+    /* Room kept at the end: one space and one character per step, "..." and the NUL. */
+    const size_t reserve = 6;
     size_t o = 0;
-    int in_tag = 0, space = 0;
-    for (size_t i = 0; i < len && o + 4 < size; i++) {
+    int in_tag = 0, space = 0, cut = 0;
+    for (size_t i = 0; i < len; i++) {
         unsigned char ch = (unsigned char)body[i];
         if (ch == '<') {
             in_tag = 1;
@@ -175,13 +178,17 @@ static void body_excerpt(const char *body, size_t len, char *out, size_t size)
             space = o > 0;
             continue;
         }
+        if (o + reserve >= size) {
+            cut = 1;
+            break;
+        }
         if (space) {
             out[o++] = ' ';
             space = 0;
         }
         out[o++] = (ch >= 0x20 && ch < 0x7f) ? (char)ch : '?';
     }
-    if (o + 4 >= size && size > 4) {
+    if (cut) {
         memcpy(out + o, "...", 3);
         o += 3;
     }
