@@ -415,7 +415,11 @@ static ait_status http_error(ait_error *err, long status, const ait_buf *resp, c
     if (code == AIT_OK) {
         code = AIT_ERR_INTERNAL;
     }
-    return ait_error_set(err, code, "%s: HTTP %ld%s%s", what, status, msg[0] ? ": " : "", msg);
+    ait_error_set(err, code, "%s: HTTP %ld%s%s", what, status, msg[0] ? ": " : "", msg);
+    if (err != NULL) {
+        err->http_status = (int)status;
+    }
+    return code;
 }
 
 /* Sets the token state from a login/renew/lookup answer. Caller holds auth_mu. */
@@ -636,6 +640,9 @@ static ait_status fetch(ait_vault *v, const char *path, json_object **data, int6
                 char what[300];
                 snprintf(what, sizeof(what), "vault: reading %s/%s", v->kv_mount, path);
                 st = http_error(err, status, &resp, what);
+            }
+            if (err != NULL && st != AIT_OK && status >= 300) {
+                err->http_status = (int)status;
             }
         }
         if (resp.data != NULL) {

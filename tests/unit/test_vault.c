@@ -440,6 +440,7 @@ static void test_forbidden_and_not_found(void **state)
     assert_non_null(strstr(err.msg, "permission denied"));
     assert_non_null(strstr(err.msg, "secret/other/db"));
     assert_false(ait_status_retryable(err.code));
+    assert_int_equal(err.http_status, 403);
     assert_int_equal(f->s.n_login, 2); /* a 403 re-logs in once, then gives up */
     assert_int_equal(f->s.n_kv, 2);
     assert_no_secret(&err);
