@@ -425,12 +425,79 @@ static void test_blobs_and_bad_ca(void **state)
     ait_free(mem.client_key_data);
 }
 
+/* Bearer tokens: a real service-account token from the TokenRequest API, given as a token and
+ * as a token file, identifies the client as that service account (it has no RBAC, so 403 with
+ * its name); a wrong token is 401. */
+static void test_bearer_tokens(void **state)
+{
+    (void)state;
+    ait_error err = {0};
+    json_object *sa = parse("{\"apiVersion\":\"v1\",\"kind\":\"ServiceAccount\","
+                            "\"metadata\":{\"name\":\"rest-it-sa\"}}");
+    check(ait_rest_create(rc, &AIT_GVR_SERVICEACCOUNTS, ns, sa, NULL, &err), &err, "create sa");
+    json_object_put(sa);
+    char *path = ait_rest_path(&AIT_GVR_SERVICEACCOUNTS, ns, "rest-it-sa", "token");
+    json_object *tr = NULL;
+    check(ait_rest_request(rc, "POST", path, NULL, "application/json",
+                           "{\"apiVersion\":\"authentication.k8s.io/v1\",\"kind\":"
+                           "\"TokenRequest\",\"spec\":{\"expirationSeconds\":600}}",
+                           &tr, &err),
+          &err, "token request");
+    ait_free(path);
+    const char *token = ait_json_str(tr, "status.token");
+    assert_non_null(token);
+
+    char tokfile[] = "/tmp/ait-rest-token-XXXXXX";
+    int fd = mkstemp(tokfile);
+    assert_true(fd >= 0);
+    assert_int_equal(write(fd, token, strlen(token)), (ssize_t)strlen(token));
+    assert_int_equal(write(fd, "\n", 1), 1);
+    close(fd);
+
+    char *who = ait_asprintf("system:serviceaccount:%s:rest-it-sa", ns);
+    for (int mode = 0; mode < 2; mode++) {
+        ait_kube_config tc = {0};
+        tc.server = cfg->server;
+        tc.ca_file = cfg->ca_file;
+        tc.ca_data = cfg->ca_data;
+        if (mode == 0) {
+            tc.token = (char *)token;
+        } else {
+            tc.token = "stale-token-the-file-replaces";
+            tc.token_file = tokfile;
+        }
+        ait_rest *c2 = NULL;
+        check(ait_rest_new(&tc, NULL, &c2, &err), &err, "new with token");
+        assert_int_equal(ait_rest_get(c2, &AIT_GVR_NAMESPACES, NULL, ns, NULL, &err),
+                         AIT_ERR_FORBIDDEN);
+        assert_int_equal(err.http_status, 403);
+        if (strstr(err.msg, who) == NULL) {
+            fail_msg("mode %d: %s", mode, err.msg);
+        }
+        ait_rest_free(c2);
+    }
+    ait_kube_config bad = {0};
+    bad.server = cfg->server;
+    bad.ca_file = cfg->ca_file;
+    bad.ca_data = cfg->ca_data;
+    bad.token = "not-a-valid-token";
+    ait_rest *c3 = NULL;
+    check(ait_rest_new(&bad, NULL, &c3, &err), &err, "new with bad token");
+    assert_int_equal(ait_rest_get(c3, &AIT_GVR_NAMESPACES, NULL, ns, NULL, &err),
+                     AIT_ERR_UNAUTHORIZED);
+    assert_int_equal(err.http_status, 401);
+    ait_rest_free(c3);
+    unlink(tokfile);
+    ait_free(who);
+    json_object_put(tr);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_crud_and_patches), cmocka_unit_test(test_invalid_name),
         cmocka_unit_test(test_pagination_1000),  cmocka_unit_test(test_watch_stream),
-        cmocka_unit_test(test_blobs_and_bad_ca),
+        cmocka_unit_test(test_blobs_and_bad_ca), cmocka_unit_test(test_bearer_tokens),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }

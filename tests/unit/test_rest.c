@@ -13,6 +13,11 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <pthread.h>
+#include <sys/socket.h>
+#include <unistd.h>
 
 #include "core/alloc.h"
 #include "core/json.h"
@@ -757,6 +762,68 @@ static void test_real_curl_refused(void **state)
     ait_rest_free(c);
 }
 
+/* A loopback listener that accepts connections (through the backlog) but never answers, like a
+ * hung server: the request must end at its timeout, the stream at its cancel flag. */
+static int silent_listener(int *port)
+{
+    int fd = socket(AF_INET, SOCK_STREAM, 0);
+    assert_true(fd >= 0);
+    struct sockaddr_in a = {0};
+    a.sin_family = AF_INET;
+    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    assert_int_equal(bind(fd, (struct sockaddr *)&a, sizeof a), 0);
+    assert_int_equal(listen(fd, 8), 0);
+    socklen_t len = sizeof a;
+    assert_int_equal(getsockname(fd, (struct sockaddr *)&a, &len), 0);
+    *port = ntohs(a.sin_port);
+    return fd;
+}
+
+static void *cancel_after_300ms(void *arg)
+{
+    ait_time_sleep_ns(300 * AIT_NS_PER_MS);
+    *(volatile int *)arg = 1;
+    return NULL;
+}
+
+static void test_real_curl_timeout_and_cancel(void **state)
+{
+    (void)state;
+    int port = 0;
+    int fd = silent_listener(&port);
+    ait_kube_config cfg = {0};
+    char server[64];
+    snprintf(server, sizeof server, "https://127.0.0.1:%d", port);
+    cfg.server = server;
+    ait_rest_options o = {.timeout_ms = 300, .connect_timeout_ms = 1000};
+    ait_rest *c = NULL;
+    ait_error err = {0};
+    assert_int_equal(ait_rest_new(&cfg, &o, &c, &err), AIT_OK);
+    int64_t t0 = ait_time_mono_ns();
+    assert_int_equal(ait_rest_get(c, &AIT_GVR_PODS, "n", "p", NULL, &err), AIT_ERR_TIMEOUT);
+    int64_t dt = ait_time_mono_ns() - t0;
+    assert_true(dt >= 250 * AIT_NS_PER_MS);
+    assert_true(dt < 5 * AIT_NS_PER_S);
+
+    /* The stream has no total timeout; the cancel flag ends it within about half a second. */
+    volatile int cancel = 0;
+    pthread_t t;
+    assert_int_equal(pthread_create(&t, NULL, cancel_after_300ms, (void *)&cancel), 0);
+    collect cl = {0};
+    long status = -1;
+    t0 = ait_time_mono_ns();
+    assert_int_equal(
+        ait_rest_stream(c, "/api/v1/pods", "watch=1", collect_cb, &cl, &cancel, &status, &err),
+        AIT_ERR_CANCELLED);
+    dt = ait_time_mono_ns() - t0;
+    pthread_join(t, NULL);
+    assert_true(dt >= 250 * AIT_NS_PER_MS);
+    assert_true(dt < 3 * AIT_NS_PER_S);
+    assert_int_equal(status, 0);
+    ait_rest_free(c);
+    close(fd);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -778,6 +845,7 @@ int main(void)
         cmocka_unit_test_teardown(test_client_limiter, teardown),
         cmocka_unit_test_teardown(test_new_rejects_and_free_null, teardown),
         cmocka_unit_test_teardown(test_real_curl_refused, teardown),
+        cmocka_unit_test_teardown(test_real_curl_timeout_and_cancel, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
