@@ -26,7 +26,9 @@
 #include "metrics/http.h"
 #include "metrics/registry.h"
 #include "metrics/std.h"
+#include "reconcile/auditor.h"
 #include "reconcile/config.h"
+#include "reconcile/healer.h"
 #include "reconcile/pod.h"
 #include "reconcile/reconciler.h"
 
@@ -47,6 +49,8 @@ struct ait_manager {
     ait_informer *pods;
     ait_informer *configmaps;
     ait_reconciler *reconciler;
+    ait_auditor *auditor; /* NULL without an audit section */
+    ait_healer *healer;   /* NULL without providers: healing disabled */
     ait_leader *leader;
     pthread_t workers[MAX_WORKERS];
     int n_workers;
@@ -140,6 +144,12 @@ static void queue_add(void *ctx, const char *key)
 static void queue_add_after(void *ctx, const char *key, int64_t delay_ns)
 {
     ait_workqueue_add_after(((ait_manager *)ctx)->queue, key, delay_ns);
+}
+
+static ait_status record_heal(void *ctx, const ait_heal_job *job, const ait_heal_result *res,
+                              int64_t *seq, ait_error *err)
+{
+    return ait_auditor_record_heal(ctx, job, res, seq, err);
 }
 
 /* ---- informer handlers: map every object to its AITask's key ---- */
@@ -401,12 +411,25 @@ ait_status ait_manager_new(const ait_options *opts, ait_manager **out, ait_error
     if ((st = ait_events_new(m->rest, &eo, &m->events, err)) != AIT_OK) {
         goto fail;
     }
+    if ((st = ait_auditor_new(m->config, m->identity, m->m, &m->auditor, err)) != AIT_OK) {
+        goto fail;
+    }
+    ait_heal_key_source keys = {0};
+    ait_healer_audit haudit = {m->auditor, m->auditor ? record_heal : NULL};
+    if ((st = ait_healer_new(m->config, m->m, keys, ait_auditor_budget(m->auditor), haudit,
+                             &m->healer, err)) != AIT_OK) {
+        goto fail;
+    }
+    AIT_LOG_INFO(0, "configured", "healing", m->healer ? "enabled" : "disabled (no providers)",
+                 "audit", m->auditor ? "etcd" : "disabled (no audit section)");
     ait_reconciler_deps deps = {
         .rest = m->rest,
         .config = m->config,
         .cache = {m, cache_get},
         .events = {m, emit_event},
         .queue = {m, queue_add, queue_add_after},
+        .healer = ait_healer_seam(m->healer),
+        .audit = ait_auditor_seam(m->auditor),
     };
     m->reconciler = ait_reconciler_new(&deps);
     if (opts->leader_elect) {
@@ -497,7 +520,10 @@ void ait_manager_stop(ait_manager *m)
         ait_events_free(m->events);
     }
     ait_metrics_http_free(m->http);
+    /* The heal pool calls into the reconciler: stop it first. */
+    ait_healer_free(m->healer);
     ait_reconciler_free(m->reconciler);
+    ait_auditor_free(m->auditor);
     ait_workqueue_free(m->queue);
     ait_rest_free(m->lease_rest);
     ait_rest_free(m->rest);

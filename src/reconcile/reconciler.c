@@ -80,6 +80,40 @@ static void emit(ait_reconciler *r, json_object *task, const char *type, const c
     }
 }
 
+/* Appends an audit entry (no-op without an audit trail). On failure the task is marked
+ * (AuditReady=False, an Event) and the caller holds the step: fail closed. */
+static ait_status audit(ait_reconciler *r, json_object *task, json_object *status,
+                        const char *action, int attempt, json_object *details)
+{
+    if (r->d.audit.record == NULL) {
+        return AIT_OK;
+    }
+    ait_error e = {0};
+    ait_status st = r->d.audit.record(r->d.audit.ctx, task, action, attempt, details, &e);
+    int64_t gen = ait_obj_generation(task);
+    if (st != AIT_OK) {
+        char *msg = ait_asprintf("the audit log cannot be written (%s); the task waits until it "
+                                 "can: %s",
+                                 action, e.msg);
+        if (!ait_condition_get(status, "AuditReady") ||
+            strcmp(ait_json_str(ait_condition_get(status, "AuditReady"), "status"), "False") != 0) {
+            emit(r, task, "Warning", "AuditUnavailable", "Audit", msg);
+        }
+        ait_condition_set(status, "AuditReady", "False", "AuditUnavailable", msg, gen, now_ns(r));
+        AIT_LOG_ERROR(e.msg, "audit write failed; holding the task", "object", ait_obj_name(task),
+                      "namespace", ait_obj_namespace(task), "action", action);
+        ait_free(msg);
+        return st;
+    }
+    if (ait_condition_get(status, "AuditReady") != NULL) {
+        ait_condition_set(status, "AuditReady", "True", "AuditWritten", "the audit log is written",
+                          gen, now_ns(r));
+    }
+    return AIT_OK;
+}
+
+#define AUDIT_RETRY_NS (5 * AIT_NS_PER_S)
+
 /* Takes the recorded heal failure for (uid, attempt), if any. Returns 1 and fills *out. */
 static int take_failure(ait_reconciler *r, const char *uid, int attempt, pending_failure *out)
 {
@@ -121,6 +155,18 @@ static ait_status write_status(ait_reconciler *r, json_object *task, json_object
     json_object_object_add(
         status, "attemptCount",
         json_object_new_int64(attempts ? (int64_t)json_object_array_length(attempts) : 0));
+    if (r->d.audit.head != NULL) {
+        int64_t entries = 0;
+        char hash[65];
+        ait_error e = {0};
+        if (r->d.audit.head(r->d.audit.ctx, ait_obj_uid(task), &entries, hash, &e) == AIT_OK &&
+            entries > 0) {
+            json_object *a = json_object_new_object();
+            json_object_object_add(a, "head", json_object_new_string(hash));
+            json_object_object_add(a, "entries", json_object_new_int64(entries));
+            json_object_object_add(status, "audit", a);
+        }
+    }
     if (orig_status != NULL && json_object_equal(orig_status, status)) {
         return AIT_OK;
     }
@@ -310,6 +356,15 @@ static ait_status finalize(ait_reconciler *r, json_object *task, ait_error *err)
         }
         ait_free(name);
     }
+    /* Seal the chain. Deletion must not hang on etcd: the audit client's requests are bounded
+     * by its timeout, and a failure is logged as a gap instead of blocking the delete. */
+    if (r->d.audit.record != NULL) {
+        ait_error ae = {0};
+        if (r->d.audit.record(r->d.audit.ctx, task, "task.sealed", 0, NULL, &ae) != AIT_OK) {
+            AIT_LOG_ERROR(ae.msg, "audit chain not sealed: deleting anyway (gap logged)", "object",
+                          ait_obj_name(task), "namespace", ns, "uid", ait_obj_uid(task));
+        }
+    }
     /* Remove our finalizer with a JSON patch guarded by a test of the list, so a concurrent
      * change of the finalizers is never overwritten. */
     json_object *fins = ait_json_array(task, "metadata.finalizers");
@@ -424,7 +479,7 @@ static const char *code_file(ait_reconciler *r, const ait_task_spec *spec)
 /* Starts attempt n with code: NetworkPolicy, ConfigMap, Pod, then the attempt in the status. */
 static ait_status start_attempt(ait_reconciler *r, json_object *task, json_object *status,
                                 const ait_task_spec *spec, int n, const char *code,
-                                json_object *heal, ait_error *err)
+                                json_object *heal, int64_t *requeue, ait_error *err)
 {
     ait_status st = AIT_OK;
     json_object *pod = NULL;
@@ -447,6 +502,18 @@ static ait_status start_attempt(ait_reconciler *r, json_object *task, json_objec
     if (pod == NULL) {
         return AIT_ERR_INVALID;
     }
+    char sha[65];
+    ait_audit_sha256_hex(code, strlen(code), sha);
+    json_object *details = json_object_new_object();
+    json_object_object_add(details, "podName", json_object_new_string(ait_obj_name(pod)));
+    json_object_object_add(details, "codeSHA256", json_object_new_string(sha));
+    st = audit(r, task, status, "attempt.start", n, details);
+    json_object_put(details);
+    if (st != AIT_OK) {
+        json_object_put(pod);
+        *requeue = AUDIT_RETRY_NS;
+        return AIT_OK; /* no pod starts without its audit entry */
+    }
     st = ensure_created(r, &AIT_GVR_PODS, task, pod, err);
     if ((st == AIT_ERR_FORBIDDEN && strstr(err->msg, "cannot create resource") == NULL) ||
         st == AIT_ERR_INVALID) {
@@ -465,8 +532,6 @@ static ait_status start_attempt(ait_reconciler *r, json_object *task, json_objec
         return st;
     }
     ait_failpoint("after-pod-create");
-    char sha[65];
-    ait_audit_sha256_hex(code, strlen(code), sha);
     char ts[40];
     ait_time_rfc3339(now_ns(r), ts, sizeof(ts));
     json_object *a = json_object_new_object();
@@ -544,7 +609,7 @@ static ait_status next_attempt(ait_reconciler *r, json_object *task, json_object
                 add_cost(status, cost);
             }
         }
-        st = start_attempt(r, task, status, spec, next, code, heal, err);
+        st = start_attempt(r, task, status, spec, next, code, heal, requeue, err);
         ait_free(code);
         json_object_put(heal);
         return st;
@@ -553,6 +618,13 @@ static ait_status next_attempt(ait_reconciler *r, json_object *task, json_object
     pending_failure pf;
     if (take_failure(r, ait_obj_uid(task), next, &pf)) {
         add_cost(status, pf.cost_micro);
+        if (strcmp(pf.reason, "AuditUnavailable") == 0) {
+            ait_condition_set(status, "AuditReady", "False", "AuditUnavailable", pf.message, gen,
+                              now_ns(r));
+            failure_clear(&pf);
+            *requeue = AUDIT_RETRY_NS; /* heal again once the audit log can be written */
+            return AIT_OK;
+        }
         if (strcmp(pf.reason, "BudgetExceeded") == 0) {
             ait_condition_set(status, "BudgetExceeded", "True", "BudgetExceeded", pf.message, gen,
                               now_ns(r));
@@ -630,7 +702,7 @@ static ait_status next_attempt(ait_reconciler *r, json_object *task, json_object
 
 /* The last attempt is running: look at its pod. */
 static ait_status observe_attempt(ait_reconciler *r, json_object *task, json_object *status,
-                                  json_object *last, ait_error *err)
+                                  json_object *last, int64_t *requeue, ait_error *err)
 {
     const char *pod_name = ait_json_str(last, "podName");
     const char *ns = ait_obj_namespace(task);
@@ -663,6 +735,17 @@ static ait_status observe_attempt(ait_reconciler *r, json_object *task, json_obj
         json_object_put(pod);
         return AIT_OK;
     }
+    int index = (int)ait_json_int(last, "index", 0);
+    json_object *details = json_object_new_object();
+    json_object_object_add(details, "exitCode", json_object_new_int64(o.exit_code));
+    json_object_object_add(details, "reason", json_object_new_string(o.reason));
+    ait_status ast = audit(r, task, status, "attempt.finish", index, details);
+    json_object_put(details);
+    if (ast != AIT_OK) {
+        json_object_put(pod);
+        *requeue = AUDIT_RETRY_NS;
+        return AIT_OK;
+    }
     int64_t gen = ait_obj_generation(task);
     const char *fin = o.finished_at;
     if (fin == NULL) {
@@ -674,7 +757,6 @@ static ait_status observe_attempt(ait_reconciler *r, json_object *task, json_obj
     const char *msg = o.message ? o.message : "";
     json_object_object_add(last, "message",
                            json_object_new_string(ait_tail_utf8(msg, AIT_MESSAGE_MAX)));
-    int index = (int)ait_json_int(last, "index", 0);
     char note[256];
     if (o.succeeded) {
         json_object *result = json_object_new_object();
@@ -768,7 +850,7 @@ ait_status ait_reconcile(ait_reconciler *r, const char *key, int64_t *requeue_af
     size_t n = json_object_array_length(attempts);
     json_object *last = n ? json_object_array_get_idx(attempts, n - 1) : NULL;
     if (last != NULL && ait_json_str(last, "finishTime") == NULL) {
-        st = observe_attempt(r, task, status, last, err);
+        st = observe_attempt(r, task, status, last, requeue_after_ns, err);
         if (st != AIT_OK) {
             goto out;
         }

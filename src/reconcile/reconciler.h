@@ -86,6 +86,18 @@ typedef struct ait_reconcile_queue {
     void (*add_after)(void *ctx, const char *key, int64_t delay_ns);
 } ait_reconcile_queue;
 
+/* Audit seam (the etcd hash chain). record appends one entry for task unless the chain's last
+ * entry already has this action and attempt (so a step repeated after a crash is not logged
+ * twice); head returns the chain's head for status.audit. NULL record = no audit trail. Both
+ * fail with a typed error while the audit store is unreachable: the reconciler then holds the
+ * task (fail closed). */
+typedef struct ait_reconcile_audit {
+    void *ctx;
+    ait_status (*record)(void *ctx, json_object *task, const char *action, int attempt,
+                         json_object *details, ait_error *err);
+    ait_status (*head)(void *ctx, const char *uid, int64_t *entries, char head[65], ait_error *err);
+} ait_reconcile_audit;
+
 typedef struct ait_reconciler_deps {
     ait_rest *rest;                      /* borrowed */
     const ait_controller_config *config; /* borrowed */
@@ -93,6 +105,7 @@ typedef struct ait_reconciler_deps {
     ait_reconcile_events events; /* emit may be NULL */
     ait_reconcile_healer healer; /* submit may be NULL */
     ait_reconcile_queue queue;   /* for the healer's completion requeue */
+    ait_reconcile_audit audit;   /* record may be NULL: no audit trail */
     const ait_clock *clock;      /* NULL = system */
 } ait_reconciler_deps;
 
