@@ -5,6 +5,7 @@
 #include "kube/informer.h"
 
 #include <pthread.h>
+#include <stdio.h>
 #include <string.h>
 #include <time.h>
 
@@ -211,46 +212,123 @@ static void delta_cb(void *ctx, ait_store_delta kind, json_object *old_obj, json
     }
 }
 
+/* Appends "&key=<percent-encoded value>". */
+static void append_param(ait_buf *q, const char *key, const char *value)
+{
+    static const char hex[] = "0123456789ABCDEF";
+    ait_status st = ait_buf_appendf(q, "%s%s=", q->len > 0 ? "&" : "", key);
+    for (const unsigned char *p = (const unsigned char *)value; st == AIT_OK && *p != '\0'; p++) {
+        if ((*p >= 'a' && *p <= 'z') || (*p >= 'A' && *p <= 'Z') || (*p >= '0' && *p <= '9') ||
+            *p == '-' || *p == '_' || *p == '.' || *p == '~') {
+            st = ait_buf_append(q, p, 1);
+        } else {
+            char enc[3] = {'%', hex[*p >> 4], hex[*p & 15]};
+            st = ait_buf_append(q, enc, 3);
+        }
+    }
+    ait_assert(st == AIT_OK); /* unbounded buffer */
+}
+
+/* Fetches one page of the list into *page (owned). */
+static ait_status list_page(ait_informer *inf, const char *path, const char *cont,
+                            json_object **page, ait_error *err)
+{
+    ait_buf q;
+    ait_buf_init(&q, 0);
+    if (inf->label_selector != NULL) {
+        append_param(&q, "labelSelector", inf->label_selector);
+    }
+    if (inf->field_selector != NULL) {
+        append_param(&q, "fieldSelector", inf->field_selector);
+    }
+    if (inf->page_size > 0) {
+        char num[32];
+        snprintf(num, sizeof(num), "%d", inf->page_size);
+        append_param(&q, "limit", num);
+    }
+    if (cont != NULL) {
+        append_param(&q, "continue", cont);
+    }
+    ait_status st =
+        ait_rest_request(inf->rest, "GET", path, ait_buf_str(&q), NULL, NULL, page, err);
+    ait_buf_free(&q);
+    json_object *items = ait_json_path(*page, "items"); /* absent or null: no items */
+    if (st == AIT_OK && (!json_object_is_type(*page, json_type_object) ||
+                         (items != NULL && !json_object_is_type(items, json_type_array)))) {
+        st = ait_error_set(err, AIT_ERR_PARSE, "GET %s: the answer is not a List", path);
+    }
+    if (st != AIT_OK) {
+        json_object_put(*page);
+        *page = NULL;
+    }
+    return st;
+}
+
+/* Lists page by page (client-go's pager), turning each page into cache entries before the next
+ * is fetched, so memory holds one page of trees at most; then swaps the cache in one step. A
+ * continue token that expired (410) restarts the list once. */
 static ait_status do_list(ait_informer *inf, ait_error *err)
 {
-    ait_list_options lo = {
-        .label_selector = inf->label_selector,
-        .field_selector = inf->field_selector,
-        .limit = inf->page_size,
-    };
-    json_object *list = NULL;
-    ait_status st = ait_rest_list(inf->rest, &inf->gvr, inf->ns, &lo, &list, err);
-    if (st != AIT_OK) {
-        json_object_put(list);
-        return st;
-    }
-    const char *rv = ait_json_str(list, "metadata.resourceVersion");
-    json_object *items = ait_json_path(list, "items"); /* absent or null: no items */
-    if (rv == NULL || *rv == '\0' ||
-        (items != NULL && !json_object_is_type(items, json_type_array))) {
-        json_object_put(list);
-        return ait_error_set(err, AIT_ERR_PARSE, "list of %s without resourceVersion or items",
-                             inf->gvr.resource);
-    }
-    size_t n = items != NULL ? json_object_array_length(items) : 0;
-    json_object **objs = ait_calloc(n + 1, sizeof(*objs));
-    size_t k = 0;
-    for (size_t i = 0; i < n; i++) {
-        json_object *it = json_object_array_get_idx(items, i);
-        if (!json_object_is_type(it, json_type_object)) {
+    char *path = ait_rest_path(&inf->gvr, inf->ns, NULL, NULL);
+    ait_store_batch *batch = ait_store_batch_new();
+    char *rv = NULL;
+    char *cont = NULL;
+    int restarted = 0;
+    ait_status st = AIT_OK;
+    for (;;) {
+        json_object *page = NULL;
+        st = list_page(inf, path, cont, &page, err);
+        if (st == AIT_ERR_GONE && cont != NULL && !restarted) {
+            restarted = 1;
+            ait_free(cont), ait_free(rv);
+            cont = rv = NULL;
+            ait_store_batch_free(batch);
+            batch = ait_store_batch_new();
             continue;
         }
-        objs[k] = json_object_get(it);
-        prepare(inf, objs[k]);
-        k++;
+        if (st != AIT_OK) {
+            break;
+        }
+        if (rv == NULL) {
+            /* The first page's resourceVersion is the snapshot's. */
+            rv = ait_strdup(ait_json_str(page, "metadata.resourceVersion"));
+        }
+        json_object *items = ait_json_array(page, "items");
+        size_t n = items != NULL ? json_object_array_length(items) : 0;
+        for (size_t i = 0; i < n; i++) {
+            json_object *it = json_object_array_get_idx(items, i);
+            if (json_object_is_type(it, json_type_object)) {
+                prepare(inf, it);
+                (void)ait_store_batch_add(batch, it); /* nameless items cannot be cached */
+            }
+        }
+        const char *next = ait_json_str(page, "metadata.continue");
+        ait_free(cont);
+        cont = (next != NULL && *next != '\0') ? ait_strdup(next) : NULL;
+        json_object_put(page);
+        if (cont == NULL) {
+            break;
+        }
+        if (is_cancelled(inf)) {
+            st = ait_error_set(err, AIT_ERR_CANCELLED, "stopped while listing");
+            break;
+        }
     }
-    char *rv_copy = ait_strdup(rv);
-    json_object_put(list); /* the items live on through their own references */
-    (void)ait_store_replace(inf->store, objs, k, delta_cb, inf);
-    ait_free(objs);
-    set_rv(inf, rv_copy);
-    AIT_LOG_INFO(2, "informer listed", "informer", inf->name, "resourceVersion", rv_copy);
-    ait_free(rv_copy);
+    ait_free(cont);
+    ait_free(path);
+    if (st == AIT_OK && (rv == NULL || *rv == '\0')) {
+        st = ait_error_set(err, AIT_ERR_PARSE, "list of %s without a resourceVersion",
+                           inf->gvr.resource);
+    }
+    if (st != AIT_OK) {
+        ait_store_batch_free(batch);
+        ait_free(rv);
+        return st;
+    }
+    (void)ait_store_replace_batch(inf->store, batch, delta_cb, inf);
+    set_rv(inf, rv);
+    AIT_LOG_INFO(2, "informer listed", "informer", inf->name, "resourceVersion", rv);
+    ait_free(rv);
     pthread_mutex_lock(&inf->mu);
     inf->stats.lists++;
     if (!inf->synced) {
@@ -286,13 +364,13 @@ static ait_status on_event(void *ctx, const ait_watch_event *ev)
         char *rv_copy = ait_strdup(rv);
         json_object *old = NULL;
         if (ait_store_put(inf->store, obj, &old) != AIT_OK) {
+            json_object_put(obj);
             ait_free(rv_copy);
             ait_error_set(&inf->watch_err, AIT_ERR_PARSE, "watch %s event without a name",
                           ait_watch_event_type_str(ev->type));
             set_outcome(inf, WATCH_DECODE_ERROR);
             return AIT_ERR_PARSE;
         }
-        /* obj stays valid: only this thread changes the store. */
         if (old != NULL) {
             if (h->on_update != NULL) {
                 h->on_update(h->ctx, old, obj);
@@ -301,6 +379,7 @@ static ait_status on_event(void *ctx, const ait_watch_event *ev)
             h->on_add(h->ctx, obj);
         }
         json_object_put(old);
+        json_object_put(obj);
         set_rv(inf, rv_copy);
         ait_free(rv_copy);
         inf->watch_events++;
@@ -355,23 +434,6 @@ static int on_data(void *ctx, const char *data, size_t len)
         set_outcome(inf, WATCH_DECODE_ERROR);
     }
     return 1;
-}
-
-/* Appends "&key=<percent-encoded value>". */
-static void append_param(ait_buf *q, const char *key, const char *value)
-{
-    static const char hex[] = "0123456789ABCDEF";
-    ait_status st = ait_buf_appendf(q, "%s%s=", q->len > 0 ? "&" : "", key);
-    for (const unsigned char *p = (const unsigned char *)value; st == AIT_OK && *p != '\0'; p++) {
-        if ((*p >= 'a' && *p <= 'z') || (*p >= 'A' && *p <= 'Z') || (*p >= '0' && *p <= '9') ||
-            *p == '-' || *p == '_' || *p == '.' || *p == '~') {
-            st = ait_buf_append(q, p, 1);
-        } else {
-            char enc[3] = {'%', hex[*p >> 4], hex[*p & 15]};
-            st = ait_buf_append(q, enc, 3);
-        }
-    }
-    ait_assert(st == AIT_OK); /* unbounded buffer */
 }
 
 static watch_outcome do_watch(ait_informer *inf, ait_error *err)

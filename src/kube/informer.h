@@ -102,15 +102,16 @@ int ait_informer_has_synced(ait_informer *inf);
  * AIT_ERR_CANCELLED when the informer is stopped first. Any thread but the informer's. */
 ait_status ait_informer_wait_for_sync(ait_informer *inf, int64_t timeout_ms) AIT_WUR;
 
-/* Cache reads, from any thread. Each returns owned deep copies (json_object_put): json-c's
- * reference counts are not atomic, so cached trees are never shared across threads. */
+/* Cache reads, from any thread. Each returns owned trees (json_object_put), private to the
+ * caller: the cache keeps compact JSON text and parses on read (kube/store.h), so nothing is
+ * shared between threads (json-c's reference counts are not atomic). */
 json_object *ait_informer_get(ait_informer *inf, const char *ns, const char *name); /* or NULL */
 json_object *ait_informer_list(ait_informer *inf);                                  /* JSON array */
 json_object *ait_informer_list_by_owner(ait_informer *inf, const char *uid);        /* JSON array */
 size_t ait_informer_len(ait_informer *inf);
 
-/* Returns the cache, borrowed, valid until ait_informer_free(): for ait_store_visit*, which read
- * without copying. Do not write to it. */
+/* Returns the cache, borrowed, valid until ait_informer_free(): for ait_store_visit*, which
+ * walk a consistent snapshot. Do not write to it. */
 ait_store *ait_informer_store(ait_informer *inf);
 
 /* Returns the last resourceVersion seen (list, event or bookmark), owned (ait_free), or NULL

@@ -1,7 +1,10 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 /* The object cache: two string-keyed hash maps with separate chaining (objects by key, key lists
- * by owner UID), both guarded by one pthread rwlock. The owner index always holds exactly the
- * keys of stored objects whose ownerReferences name that UID. */
+ * by owner UID), both guarded by one pthread rwlock. Objects are kept as compact JSON text, not
+ * as json-c trees: a json-c tree of a Pod takes ~20x its text (a 16-slot hash table per JSON
+ * object), which would break SPEC §9's memory bound; reads parse a private tree instead. The
+ * owner index always holds exactly the keys of stored objects whose ownerReferences name that
+ * UID. */
 #include "kube/store.h"
 
 #include <pthread.h>
@@ -11,6 +14,9 @@
 #include "core/alloc.h"
 #include "core/assert.h"
 #include "core/json.h"
+
+/* As the watch decoder: Kubernetes objects can nest deeper than json-c's default of 32. */
+#define STORE_JSON_DEPTH 64
 
 typedef struct map_node {
     char *key; /* owned */
@@ -25,9 +31,11 @@ typedef struct strmap {
     size_t count;
 } strmap;
 
-/* A stored object and the owner UIDs it was indexed under. */
+/* A stored object (its JSON text) and the owner UIDs it was indexed under. */
 typedef struct obj_entry {
-    json_object *obj;
+    char *json;
+    size_t len;
+    char *rv; /* metadata.resourceVersion, or NULL */
     char **owners;
     size_t n_owners;
 } obj_entry;
@@ -172,7 +180,8 @@ static void entry_free(void *p)
     if (e == NULL) {
         return;
     }
-    json_object_put(e->obj);
+    ait_free(e->json);
+    ait_free(e->rv);
     for (size_t i = 0; i < e->n_owners; i++) {
         ait_free(e->owners[i]);
     }
@@ -180,13 +189,25 @@ static void entry_free(void *p)
     ait_free(e);
 }
 
-/* Frees the entry but hands its object to the caller. */
-static json_object *entry_take(obj_entry *e)
+/* Parses the stored text into a new tree, owned by the caller. The text was written by json-c
+ * from a valid tree, so failure means a broken invariant. */
+static json_object *entry_parse(const obj_entry *e)
 {
-    json_object *obj = e->obj;
-    e->obj = NULL;
+    json_tokener *tok = json_tokener_new_ex(STORE_JSON_DEPTH);
+    ait_assert(tok != NULL);
+    json_object *o = json_tokener_parse_ex(tok, e->json, (int)e->len);
+    ait_assert(o != NULL && json_tokener_get_error(tok) == json_tokener_success);
+    json_tokener_free(tok);
+    return o;
+}
+
+/* Hands the entry's object to *out as a tree (when out is non-NULL) and frees the entry. */
+static void entry_release(obj_entry *e, json_object **out)
+{
+    if (out != NULL) {
+        *out = entry_parse(e);
+    }
     entry_free(e);
-    return obj;
 }
 
 static void key_list_free(void *p)
@@ -205,7 +226,12 @@ static void key_list_free(void *p)
 static obj_entry *entry_new(json_object *obj)
 {
     obj_entry *e = ait_calloc(1, sizeof(*e));
-    e->obj = obj;
+    size_t len = 0;
+    const char *text = json_object_to_json_string_length(obj, JSON_C_TO_STRING_PLAIN, &len);
+    ait_assert(text != NULL && len < (size_t)INT32_MAX);
+    e->json = ait_strndup(text, len);
+    e->len = len;
+    e->rv = ait_strdup(ait_json_str(obj, "metadata.resourceVersion"));
     json_object *refs = ait_json_array(obj, "metadata.ownerReferences");
     size_t n = refs != NULL ? json_object_array_length(refs) : 0;
     if (n > 0) {
@@ -299,7 +325,6 @@ ait_status ait_store_put(ait_store *s, json_object *obj, json_object **old_out)
     }
     char *key = ait_store_key_of(obj);
     if (key == NULL) {
-        json_object_put(obj);
         return AIT_ERR_INVALID;
     }
     obj_entry *e = entry_new(obj);
@@ -311,12 +336,7 @@ ait_status ait_store_put(ait_store *s, json_object *obj, json_object **old_out)
     index_add(&s->owners, e, key);
     pthread_rwlock_unlock(&s->lock);
     if (old != NULL) {
-        json_object *o = entry_take(old);
-        if (old_out != NULL) {
-            *old_out = o;
-        } else {
-            json_object_put(o);
-        }
+        entry_release(old, old_out);
     }
     ait_free(key);
     return AIT_OK;
@@ -336,13 +356,50 @@ int ait_store_delete(ait_store *s, const char *key, json_object **old_out)
     if (old == NULL) {
         return 0;
     }
-    json_object *o = entry_take(old);
-    if (old_out != NULL) {
-        *old_out = o;
-    } else {
-        json_object_put(o);
-    }
+    entry_release(old, old_out);
     return 1;
+}
+
+struct ait_store_batch {
+    strmap objects;
+    strmap owners;
+};
+
+ait_store_batch *ait_store_batch_new(void)
+{
+    return ait_calloc(1, sizeof(ait_store_batch));
+}
+
+void ait_store_batch_free(ait_store_batch *b)
+{
+    if (b == NULL) {
+        return;
+    }
+    map_clear(&b->objects, entry_free);
+    map_clear(&b->owners, key_list_free);
+    ait_free(b);
+}
+
+ait_status ait_store_batch_add(ait_store_batch *b, json_object *obj)
+{
+    char *key = ait_store_key_of(obj);
+    if (key == NULL) {
+        return AIT_ERR_INVALID;
+    }
+    obj_entry *e = entry_new(obj);
+    obj_entry *dup = map_put(&b->objects, key, e);
+    if (dup != NULL) {
+        index_remove(&b->owners, dup, key);
+        entry_free(dup);
+    }
+    index_add(&b->owners, e, key);
+    ait_free(key);
+    return AIT_OK;
+}
+
+size_t ait_store_batch_len(const ait_store_batch *b)
+{
+    return b->objects.count;
 }
 
 typedef struct diff_ctx {
@@ -351,24 +408,30 @@ typedef struct diff_ctx {
     void *ctx;
 } diff_ctx;
 
-static int same_version(json_object *a, json_object *b)
+static int same_version(const obj_entry *a, const obj_entry *b)
 {
-    const char *ra = ait_json_str(a, "metadata.resourceVersion");
-    const char *rb = ait_json_str(b, "metadata.resourceVersion");
-    return ra != NULL && rb != NULL && strcmp(ra, rb) == 0;
+    return a->rv != NULL && b->rv != NULL && strcmp(a->rv, b->rv) == 0;
 }
 
-/* Over the new map: other is the old one. */
+/* Over the new map: other is the old one. Trees are parsed one at a time, so a relist of many
+ * objects never holds more than two trees. */
 static void diff_new(void *p, const char *key, void *val)
 {
     diff_ctx *d = p;
     obj_entry *now = val;
     obj_entry *before = map_get(d->other, key);
-    if (before == NULL) {
-        d->cb(d->ctx, AIT_STORE_ADDED, NULL, now->obj);
-    } else if (!same_version(before->obj, now->obj)) {
-        d->cb(d->ctx, AIT_STORE_UPDATED, before->obj, now->obj);
+    if (before != NULL && same_version(before, now)) {
+        return;
     }
+    json_object *tree = entry_parse(now);
+    if (before == NULL) {
+        d->cb(d->ctx, AIT_STORE_ADDED, NULL, tree);
+    } else {
+        json_object *old = entry_parse(before);
+        d->cb(d->ctx, AIT_STORE_UPDATED, old, tree);
+        json_object_put(old);
+    }
+    json_object_put(tree);
 }
 
 /* Over the old map: other is the new one. */
@@ -377,43 +440,29 @@ static void diff_old(void *p, const char *key, void *val)
     diff_ctx *d = p;
     obj_entry *before = val;
     if (map_get(d->other, key) == NULL) {
-        d->cb(d->ctx, AIT_STORE_DELETED, before->obj, NULL);
+        json_object *old = entry_parse(before);
+        d->cb(d->ctx, AIT_STORE_DELETED, old, NULL);
+        json_object_put(old);
     }
 }
 
-size_t ait_store_replace(ait_store *s, json_object **items, size_t n, ait_store_delta_cb cb,
-                         void *ctx)
+size_t ait_store_replace_batch(ait_store *s, ait_store_batch *b, ait_store_delta_cb cb, void *ctx)
 {
-    strmap objects = {0};
-    strmap owners = {0};
-    for (size_t i = 0; i < n; i++) {
-        char *key = ait_store_key_of(items[i]);
-        if (key == NULL) {
-            json_object_put(items[i]);
-            continue;
-        }
-        obj_entry *e = entry_new(items[i]);
-        obj_entry *dup = map_put(&objects, key, e);
-        if (dup != NULL) {
-            index_remove(&owners, dup, key);
-            entry_free(dup);
-        }
-        index_add(&owners, e, key);
-        ait_free(key);
-    }
     pthread_rwlock_wrlock(&s->lock);
     strmap old_objects = s->objects;
     strmap old_owners = s->owners;
-    s->objects = objects;
-    s->owners = owners;
-    size_t count = objects.count;
+    s->objects = b->objects;
+    s->owners = b->owners;
+    size_t count = s->objects.count;
     pthread_rwlock_unlock(&s->lock);
+    strmap *objects = &s->objects;
+    ait_free(b);
 
     if (cb != NULL) {
         /* Only the writer thread changes the maps, so reading the new one unlocked is safe. */
         diff_ctx d = {.other = &old_objects, .cb = cb, .ctx = ctx};
-        map_each(&objects, diff_new, &d);
-        d.other = &objects;
+        map_each(objects, diff_new, &d);
+        d.other = objects;
         map_each(&old_objects, diff_old, &d);
     }
     map_clear(&old_objects, entry_free);
@@ -421,13 +470,23 @@ size_t ait_store_replace(ait_store *s, json_object **items, size_t n, ait_store_
     return count;
 }
 
+size_t ait_store_replace(ait_store *s, json_object **items, size_t n, ait_store_delta_cb cb,
+                         void *ctx)
+{
+    ait_store_batch *b = ait_store_batch_new();
+    for (size_t i = 0; i < n; i++) {
+        (void)ait_store_batch_add(b, items[i]); /* nameless items are skipped */
+    }
+    return ait_store_replace_batch(s, b, cb, ctx);
+}
+
 json_object *ait_store_get(ait_store *s, const char *key)
 {
     json_object *copy = NULL;
     pthread_rwlock_rdlock(&s->lock);
     obj_entry *e = map_get(&s->objects, key);
-    if (e != NULL && json_object_deep_copy(e->obj, &copy, NULL) != 0) {
-        copy = NULL;
+    if (e != NULL) {
+        copy = entry_parse(e);
     }
     pthread_rwlock_unlock(&s->lock);
     return copy;
@@ -436,10 +495,8 @@ json_object *ait_store_get(ait_store *s, const char *key)
 static void copy_into(void *ctx, const char *key, json_object *obj)
 {
     (void)key;
-    json_object *copy = NULL;
-    if (json_object_deep_copy(obj, &copy, NULL) == 0) {
-        json_object_array_add(ctx, copy);
-    }
+    /* The visitor's tree is private to this call: keep a reference instead of copying. */
+    json_object_array_add(ctx, json_object_get(obj));
 }
 
 json_object *ait_store_list(ait_store *s)
@@ -464,40 +521,76 @@ size_t ait_store_len(ait_store *s)
     return n;
 }
 
-typedef struct visit_ctx {
-    ait_store_visit_cb fn;
-    void *ctx;
+/* A consistent copy of some entries' text, taken under the read lock and parsed after it, so
+ * readers never hold the writer up for the parsing. */
+typedef struct snapshot {
+    char **keys;
+    char **texts;
+    size_t *lens;
     size_t n;
-} visit_ctx;
+} snapshot;
 
-static void visit_one(void *p, const char *key, void *val)
+static void snap_add(snapshot *sn, const char *key, const obj_entry *e)
 {
-    visit_ctx *v = p;
-    v->fn(v->ctx, key, ((obj_entry *)val)->obj);
-    v->n++;
+    sn->keys[sn->n] = ait_strdup(key);
+    sn->texts[sn->n] = ait_malloc(e->len + 1);
+    memcpy(sn->texts[sn->n], e->json, e->len + 1);
+    sn->lens[sn->n] = e->len;
+    sn->n++;
+}
+
+static void snap_each(void *p, const char *key, void *val)
+{
+    snap_add(p, key, val);
+}
+
+static void snap_alloc(snapshot *sn, size_t cap)
+{
+    sn->keys = ait_calloc(cap + 1, sizeof(char *));
+    sn->texts = ait_calloc(cap + 1, sizeof(char *));
+    sn->lens = ait_calloc(cap + 1, sizeof(size_t));
+    sn->n = 0;
+}
+
+/* Calls fn with a fresh tree per entry, then frees the snapshot. */
+static size_t snap_visit(snapshot *sn, ait_store_visit_cb fn, void *ctx)
+{
+    for (size_t i = 0; i < sn->n; i++) {
+        obj_entry e = {.json = sn->texts[i], .len = sn->lens[i]};
+        json_object *tree = entry_parse(&e);
+        fn(ctx, sn->keys[i], tree);
+        json_object_put(tree);
+        ait_free(sn->keys[i]);
+        ait_free(sn->texts[i]);
+    }
+    ait_free(sn->keys);
+    ait_free(sn->texts);
+    ait_free(sn->lens);
+    return sn->n;
 }
 
 size_t ait_store_visit(ait_store *s, ait_store_visit_cb fn, void *ctx)
 {
-    visit_ctx v = {.fn = fn, .ctx = ctx};
+    snapshot sn;
     pthread_rwlock_rdlock(&s->lock);
-    map_each(&s->objects, visit_one, &v);
+    snap_alloc(&sn, s->objects.count);
+    map_each(&s->objects, snap_each, &sn);
     pthread_rwlock_unlock(&s->lock);
-    return v.n;
+    return snap_visit(&sn, fn, ctx);
 }
 
 size_t ait_store_visit_owner(ait_store *s, const char *uid, ait_store_visit_cb fn, void *ctx)
 {
-    size_t n = 0;
+    snapshot sn;
     pthread_rwlock_rdlock(&s->lock);
     key_list *kl = map_get(&s->owners, uid);
+    snap_alloc(&sn, kl != NULL ? kl->n : 0);
     for (size_t i = 0; kl != NULL && i < kl->n; i++) {
         obj_entry *e = map_get(&s->objects, kl->keys[i]);
         if (e != NULL) {
-            fn(ctx, kl->keys[i], e->obj);
-            n++;
+            snap_add(&sn, kl->keys[i], e);
         }
     }
     pthread_rwlock_unlock(&s->lock);
-    return n;
+    return snap_visit(&sn, fn, ctx);
 }

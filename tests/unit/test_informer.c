@@ -79,7 +79,8 @@ static ait_status fake_do_request(void *ctx, const ait_http_request *req, ait_ht
 static int fake_wait(fake *f, size_t have, const volatile int *cancel)
 {
     while (f->nwatches <= have) {
-        if (*cancel) {
+        /* The informer sets the flag with an atomic store; read it the same way. */
+        if (__atomic_load_n(cancel, __ATOMIC_RELAXED)) {
             return 1;
         }
         struct timespec ts;

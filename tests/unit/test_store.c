@@ -45,6 +45,14 @@ static json_object *mkobj(const char *ns, const char *name, const char *rv, cons
     return o;
 }
 
+/* ait_store_put borrows: this helper frees the object afterwards. */
+static ait_status put(ait_store *s, json_object *obj, json_object **old)
+{
+    ait_status st = ait_store_put(s, obj, old);
+    json_object_put(obj);
+    return st;
+}
+
 static const char *rv_of(json_object *o)
 {
     return ait_json_str(o, "metadata.resourceVersion");
@@ -107,14 +115,14 @@ static void test_put_get_delete(void **state)
     (void)state;
     ait_store *s = ait_store_new();
     json_object *old = (json_object *)1;
-    assert_int_equal(ait_store_put(s, mkobj("n", "a", "1", NULL), &old), AIT_OK);
+    assert_int_equal(put(s, mkobj("n", "a", "1", NULL), &old), AIT_OK);
     assert_null(old);
-    assert_int_equal(ait_store_put(s, mkobj("n", "b", "2", NULL), NULL), AIT_OK);
-    assert_int_equal(ait_store_put(s, mkobj("m", "a", "3", NULL), NULL), AIT_OK);
+    assert_int_equal(put(s, mkobj("n", "b", "2", NULL), NULL), AIT_OK);
+    assert_int_equal(put(s, mkobj("m", "a", "3", NULL), NULL), AIT_OK);
     assert_int_equal(ait_store_len(s), 3);
 
     /* Replacing hands back the previous object. */
-    assert_int_equal(ait_store_put(s, mkobj("n", "a", "4", NULL), &old), AIT_OK);
+    assert_int_equal(put(s, mkobj("n", "a", "4", NULL), &old), AIT_OK);
     assert_non_null(old);
     assert_string_equal(rv_of(old), "1");
     json_object_put(old);
@@ -133,7 +141,7 @@ static void test_put_get_delete(void **state)
     assert_null(ait_store_get(s, "n/zzz"));
 
     /* An object without a name is refused (and freed). */
-    assert_int_equal(ait_store_put(s, json_object_new_object(), NULL), AIT_ERR_INVALID);
+    assert_int_equal(put(s, json_object_new_object(), NULL), AIT_ERR_INVALID);
 
     assert_int_equal(ait_store_delete(s, "n/a", &old), 1);
     assert_string_equal(rv_of(old), "4");
@@ -155,19 +163,19 @@ static void test_owner_index(void **state)
 {
     (void)state;
     ait_store *s = ait_store_new();
-    assert_int_equal(ait_store_put(s, mkobj("n", "p1", "1", "task-x"), NULL), AIT_OK);
-    assert_int_equal(ait_store_put(s, mkobj("n", "p2", "1", "task-x"), NULL), AIT_OK);
-    assert_int_equal(ait_store_put(s, mkobj("n", "p3", "1", "task-y,task-x"), NULL), AIT_OK);
-    assert_int_equal(ait_store_put(s, mkobj("n", "p4", "1", NULL), NULL), AIT_OK);
+    assert_int_equal(put(s, mkobj("n", "p1", "1", "task-x"), NULL), AIT_OK);
+    assert_int_equal(put(s, mkobj("n", "p2", "1", "task-x"), NULL), AIT_OK);
+    assert_int_equal(put(s, mkobj("n", "p3", "1", "task-y,task-x"), NULL), AIT_OK);
+    assert_int_equal(put(s, mkobj("n", "p4", "1", NULL), NULL), AIT_OK);
     /* The same UID twice in one object is indexed once. */
-    assert_int_equal(ait_store_put(s, mkobj("n", "p5", "1", "task-z,task-z"), NULL), AIT_OK);
+    assert_int_equal(put(s, mkobj("n", "p5", "1", "task-z,task-z"), NULL), AIT_OK);
     assert_owned(s, "task-x", "p1,p2,p3");
     assert_owned(s, "task-y", "p3");
     assert_owned(s, "task-z", "p5");
     assert_owned(s, "nobody", "");
 
     /* An update that changes owners moves the object in the index. */
-    assert_int_equal(ait_store_put(s, mkobj("n", "p2", "2", "task-y"), NULL), AIT_OK);
+    assert_int_equal(put(s, mkobj("n", "p2", "2", "task-y"), NULL), AIT_OK);
     assert_owned(s, "task-x", "p1,p3");
     assert_owned(s, "task-y", "p2,p3");
     /* Deletes leave the index. */
@@ -234,9 +242,9 @@ static void test_replace_diff(void **state)
 {
     (void)state;
     ait_store *s = ait_store_new();
-    assert_int_equal(ait_store_put(s, mkobj("n", "keep", "1", "t1"), NULL), AIT_OK);
-    assert_int_equal(ait_store_put(s, mkobj("n", "change", "1", "t1"), NULL), AIT_OK);
-    assert_int_equal(ait_store_put(s, mkobj("n", "gone", "1", "t1"), NULL), AIT_OK);
+    assert_int_equal(put(s, mkobj("n", "keep", "1", "t1"), NULL), AIT_OK);
+    assert_int_equal(put(s, mkobj("n", "change", "1", "t1"), NULL), AIT_OK);
+    assert_int_equal(put(s, mkobj("n", "gone", "1", "t1"), NULL), AIT_OK);
 
     json_object *items[4];
     items[0] = mkobj("n", "keep", "1", "t1");
@@ -245,6 +253,9 @@ static void test_replace_diff(void **state)
     items[3] = json_object_new_object(); /* no name: dropped */
     deltas d = {{0}};
     assert_int_equal(ait_store_replace(s, items, 4, delta_cb, &d), 3);
+    for (int i = 0; i < 4; i++) {
+        json_object_put(items[i]); /* borrowed by the store */
+    }
     sort_log(d.log);
     assert_string_equal(d.log, "add:new@8;delete:gone@1;update:change@7;");
     assert_int_equal(ait_store_len(s), 3);
@@ -305,7 +316,7 @@ static void test_concurrent_readers(void **state)
     for (int i = 0; i < 3000; i++) {
         snprintf(name, sizeof(name), "obj-%d", i % 50);
         snprintf(rv, sizeof(rv), "%d", i);
-        assert_int_equal(ait_store_put(s, mkobj("n", name, rv, "owner"), NULL), AIT_OK);
+        assert_int_equal(put(s, mkobj("n", name, rv, "owner"), NULL), AIT_OK);
         if (i % 7 == 0) {
             snprintf(name, sizeof(name), "n/obj-%d", (i / 7) % 50);
             (void)ait_store_delete(s, name, NULL);
@@ -314,6 +325,8 @@ static void test_concurrent_readers(void **state)
             json_object *items[2] = {mkobj("n", "obj-1", "x", "owner"),
                                      mkobj("n", "obj-3", "y", "owner")};
             (void)ait_store_replace(s, items, 2, NULL, NULL);
+            json_object_put(items[0]);
+            json_object_put(items[1]);
         }
     }
     atomic_store(&stop, 1);
