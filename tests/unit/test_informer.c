@@ -747,6 +747,55 @@ static void test_stop_while_watching(void **state)
     ait_free(l1);
 }
 
+static void test_paged_list(void **state)
+{
+    fixture *fx = *state;
+    fx->opts.page_size = 2;
+    char *a = cm("a", "1", NULL), *b = cm("b", "2", NULL), *c = cm("c", "3", NULL);
+    char *ab = ait_asprintf("%s,%s", a, b);
+    /* Page 1 of the first attempt, then its continue token has expired (410): the list starts
+     * over, and the second attempt's two pages make the snapshot at its first page's RV. */
+    char *p1 = ait_asprintf("{\"kind\":\"ConfigMapList\",\"metadata\":{\"resourceVersion\":"
+                            "\"7\",\"continue\":\"tok-old\"},\"items\":[%s]}",
+                            ab);
+    push_list(&fx->f, 200, p1);
+    push_list(&fx->f, 410,
+              "{\"kind\":\"Status\",\"code\":410,\"reason\":\"Expired\",\"message\":"
+              "\"continue token expired\"}");
+    char *q1 = ait_asprintf("{\"kind\":\"ConfigMapList\",\"metadata\":{\"resourceVersion\":"
+                            "\"9\",\"continue\":\"tok-2\"},\"items\":[%s]}",
+                            ab);
+    push_list(&fx->f, 200, q1);
+    char *q2 = ait_asprintf("{\"kind\":\"ConfigMapList\",\"metadata\":{\"resourceVersion\":"
+                            "\"9\"},\"items\":[%s]}",
+                            c);
+    push_list(&fx->f, 200, q2);
+    push_watch(&fx->f, 200, "", 1);
+    start(fx);
+    char *wu = wait_watch(fx, 0);
+    assert_non_null(strstr(wu, "resourceVersion=9"));
+    assert_int_equal(ait_informer_len(fx->inf), 3);
+    char *l1 = url_of(&fx->f, "LIST", 1), *l3 = url_of(&fx->f, "LIST", 3);
+    assert_non_null(strstr(l1, "continue=tok-old"));
+    assert_non_null(strstr(l3, "continue=tok-2"));
+    assert_non_null(strstr(l3, "limit=2"));
+    ait_informer_stats st;
+    ait_informer_get_stats(fx->inf, &st);
+    assert_int_equal(st.lists, 1);
+    /* Each object was announced once, from the complete snapshot. */
+    assert_true(hlog_has(&fx->h, "add:a@1;") && hlog_has(&fx->h, "add:c@3;"));
+    pthread_mutex_lock(&fx->h.mu);
+    const char *log = ait_buf_str(&fx->h.log);
+    int adds = 0;
+    for (const char *p = log; (p = strstr(p, "add:")) != NULL; p++) {
+        adds++;
+    }
+    pthread_mutex_unlock(&fx->h.mu);
+    assert_int_equal(adds, 3);
+    ait_free(wu), ait_free(l1), ait_free(l3), ait_free(a), ait_free(b), ait_free(c);
+    ait_free(ab), ait_free(p1), ait_free(q1), ait_free(q2);
+}
+
 static void test_invalid_options(void **state)
 {
     fixture *fx = *state;
@@ -778,6 +827,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_error_event_relists_after_backoff, setup, teardown),
         cmocka_unit_test_setup_teardown(test_sync_timeout_and_quick_stop, setup, teardown),
         cmocka_unit_test_setup_teardown(test_stop_while_watching, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_paged_list, setup, teardown),
         cmocka_unit_test_setup_teardown(test_invalid_options, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
