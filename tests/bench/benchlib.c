@@ -465,6 +465,31 @@ out:
     return st;
 }
 
+static int populate_one(void *ctx, size_t i)
+{
+    create_ctx *c = ctx;
+    json_object *t = bench_task_build(c->ns, c->from + i);
+    json_object *created = NULL;
+    ait_error err = {0};
+    ait_status st = ait_rest_create(c->e->rest, &AIT_GVR_AITASKS, c->ns, t, &created, &err);
+    json_object_put(t);
+    if (st == AIT_OK) {
+        st = bench_bare_task(c->e, c->e->rest, created, 0, &err);
+    }
+    json_object_put(created);
+    if (st != AIT_OK) {
+        fprintf(stderr, "bench: populating task %zu: %s\n", c->from + i, err.msg);
+        return 1;
+    }
+    return 0;
+}
+
+size_t bench_populate(bench_env *e, const char *ns, size_t from, size_t to, int threads)
+{
+    create_ctx c = {e, ns, from};
+    return bench_parallel(to - from, threads, 0, populate_one, &c);
+}
+
 /* ---- the controller ---- */
 
 static int free_port(void)
@@ -584,7 +609,7 @@ void bench_ctrl_stop(bench_ctrl *c)
         return;
     }
     kill(c->pid, SIGTERM);
-    for (int i = 0; i < 1000; i++) {
+    for (int i = 0; i < 6000; i++) { /* 60 s: valgrind writes its profile on exit */
         if (waitpid(c->pid, NULL, WNOHANG) == c->pid) {
             c->pid = 0;
             return;
@@ -785,8 +810,17 @@ void bench_print_machine(void)
         fclose(f);
     }
     long pages = sysconf(_SC_PHYS_PAGES), psz = sysconf(_SC_PAGESIZE);
-    printf("machine: nproc=%ld, cpu=\"%s\", ram=%.1f GiB\n", sysconf(_SC_NPROCESSORS_ONLN), model,
-           (double)pages * (double)psz / (1024.0 * 1024.0 * 1024.0));
+    char load[128] = "?";
+    f = fopen("/proc/loadavg", "r");
+    if (f != NULL) {
+        if (fgets(load, sizeof(load), f) != NULL) {
+            load[strcspn(load, "\n")] = '\0';
+        }
+        fclose(f);
+    }
+    printf("machine: nproc=%ld, cpu=\"%s\", ram=%.1f GiB, loadavg at start: %s\n",
+           sysconf(_SC_NPROCESSORS_ONLN), model,
+           (double)pages * (double)psz / (1024.0 * 1024.0 * 1024.0), load);
 }
 
 long bench_opt_long(int argc, char **argv, const char *name, long def)

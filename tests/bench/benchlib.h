@@ -71,6 +71,11 @@ size_t bench_create_tasks(bench_env *e, const char *ns, size_t from, size_t to, 
 ait_status bench_bare_task(bench_env *e, ait_rest *rest, json_object *task, int with_event,
                            ait_error *err);
 
+/* Creates AITasks t-<from>..t-<to-1> in ns and, for each, the objects and status the controller
+ * would have made (bench_bare_task without the Event), with threads threads; the controller
+ * must not run on ns meanwhile. Returns errors. */
+size_t bench_populate(bench_env *e, const char *ns, size_t from, size_t to, int threads);
+
 /* Lists the AITasks of ns (pages of 500). Returns owned List. Exits on failure. */
 json_object *bench_list_tasks(bench_env *e, const char *ns);
 
@@ -91,7 +96,7 @@ void bench_ctrl_start(bench_env *e, const char *ns, int concurrency, const char 
 /* Polls /readyz every 2 ms until 200; *ready_ns gets the wall-clock time. Returns 0 on success,
  * -1 on timeout or when the process died. */
 int bench_ctrl_wait_ready(bench_ctrl *c, int64_t timeout_ns, int64_t *ready_ns);
-/* SIGTERM, wait up to 10 s, then SIGKILL. */
+/* SIGTERM, wait up to 60 s, then SIGKILL. */
 void bench_ctrl_stop(bench_ctrl *c);
 /* Wall-clock time of the first log line whose msg is msg, or 0. */
 int64_t bench_ctrl_log_time(const bench_ctrl *c, const char *msg);
