@@ -19,6 +19,7 @@ typedef struct waiter {
     char *name;
     int64_t creation;
     int notified; /* requeue asked since its last WAIT answer */
+    int64_t seen; /* mono time of its last request or enqueue */
 } waiter;
 
 /* One namespace's FIFO, sorted by (creation, name). */
@@ -154,7 +155,7 @@ static void remove_waiter(ait_admission *adm, size_t i, size_t j)
 /* Adds ns/name unless it waits already (a changed creation time re-sorts it). Sets *qi, *wi to
  * where it is. */
 static void add_waiter(ait_admission *adm, const char *ns, const char *name, int64_t creation,
-                       size_t *qi, size_t *wi)
+                       int64_t now, size_t *qi, size_t *wi)
 {
     size_t i = find_ns(adm, ns);
     if (i == SIZE_MAX) {
@@ -171,6 +172,7 @@ static void add_waiter(ait_admission *adm, const char *ns, const char *name, int
     size_t j = find_waiter(q, name);
     if (j != SIZE_MAX) {
         if (q->w[j].creation == creation) {
+            q->w[j].seen = now;
             *qi = i;
             *wi = j;
             return;
@@ -199,6 +201,7 @@ static void add_waiter(ait_admission *adm, const char *ns, const char *name, int
     q->w[lo].name = ait_strdup(name);
     q->w[lo].creation = creation;
     q->w[lo].notified = 0;
+    q->w[lo].seen = now;
     q->n++;
     adm->depth++;
     *qi = i;
@@ -254,11 +257,39 @@ static void remove_reservation(ait_admission *adm, size_t i, int return_token)
     adm->nr--;
 }
 
-/* Drops reservations whose pod the cache shows, or that expired, then starts older than 60 s.
- * Reservations go first: a pod appearing after this check is then counted twice, never zero
- * times. */
+/* Drops waiters that stopped asking: a task that is no longer ready to start (or whose
+ * forget was missed) must not hold the head of the queue. Its place is derived from its
+ * creation time, so asking again restores it. */
+static void prune_waiters(ait_admission *adm, int64_t now)
+{
+    size_t i = 0;
+    while (i < adm->nq) {
+        nsq *q = &adm->q[i];
+        size_t j = 0;
+        while (j < q->n) {
+            if (now - q->w[j].seen > adm->cfg.waiter_ttl_ns) {
+                ait_free(q->w[j].name);
+                memmove(&q->w[j], &q->w[j + 1], (q->n - j - 1) * sizeof(waiter));
+                q->n--;
+                adm->depth--;
+                continue;
+            }
+            j++;
+        }
+        if (q->n == 0) {
+            remove_ns(adm, i);
+            continue;
+        }
+        i++;
+    }
+}
+
+/* Drops stale waiters, reservations whose pod the cache shows or that expired, then starts
+ * older than 60 s. Reservations go before counting: a pod appearing after this check is then
+ * counted twice, never zero times. */
 static void prune(ait_admission *adm, int64_t now)
 {
+    prune_waiters(adm, now);
     size_t i = 0;
     while (i < adm->nr) {
         reservation *res = &adm->r[i];
@@ -416,7 +447,7 @@ ait_status ait_admission_new(const ait_admission_config *cfg, const ait_clock *c
     }
     *out = NULL;
     if (cfg->max_running < 0 || cfg->max_running_per_namespace < 0 || cfg->starts_per_minute < 0 ||
-        cfg->reservation_ttl_ns < 0 || cfg->recheck_ns < 0) {
+        cfg->reservation_ttl_ns < 0 || cfg->recheck_ns < 0 || cfg->waiter_ttl_ns < 0) {
         return ait_error_set(err, AIT_ERR_INVALID,
                              "admission: limits must be >= 0 (0 = unlimited): maxRunning=%d "
                              "maxRunningPerNamespace=%d startsPerMinute=%d",
@@ -435,6 +466,13 @@ ait_status ait_admission_new(const ait_admission_config *cfg, const ait_clock *c
     }
     if (adm->cfg.recheck_ns == 0) {
         adm->cfg.recheck_ns = DEFAULT_RECHECK_NS;
+    }
+    if (adm->cfg.waiter_ttl_ns == 0) {
+        adm->cfg.waiter_ttl_ns = 4 * adm->cfg.recheck_ns;
+    }
+    if (adm->cfg.waiter_ttl_ns <= WINDOW_NS) {
+        /* A StartRate wait may last a whole window: the waiter must outlive it. */
+        adm->cfg.waiter_ttl_ns = WINDOW_NS + adm->cfg.recheck_ns;
     }
     adm->clock = clock ? clock : ait_clock_system();
     if (cfg->starts_per_minute > 0) {
@@ -511,7 +549,7 @@ ait_status ait_admission_request(ait_admission *adm, const char *ns, const char 
         return AIT_OK;
     }
     size_t i, j;
-    add_waiter(adm, ns, name, creation_ns, &i, &j);
+    add_waiter(adm, ns, name, creation_ns, now, &i, &j);
     view v;
     make_view(adm, &v);
     const char *reason = NULL;
@@ -569,10 +607,11 @@ void ait_admission_enqueue(ait_admission *adm, const char *ns, const char *name,
     }
     key_list keys = {0};
     pthread_mutex_lock(&adm->mu);
-    prune(adm, mono(adm));
+    int64_t now = mono(adm);
+    prune(adm, now);
     if (find_reservation(adm, ns, name) == SIZE_MAX) {
         size_t i, j;
-        add_waiter(adm, ns, name, creation_ns, &i, &j);
+        add_waiter(adm, ns, name, creation_ns, now, &i, &j);
     }
     collect_window(adm, &keys);
     unlock_and_notify(adm, &keys);

@@ -24,9 +24,13 @@
  *        ait_admission_release(adm, ns, task) (the slot and the start token come back).
  *      - AIT_ADMISSION_WAIT: do not create anything. Keep the task Pending and set the condition
  *        Queued=True, reason d.reason, message e.g. "position 7 in the queue; limit
- *        maxRunning=10 reached"; write it only when position or reason changed. Requeue the key
- *        after d.retry_after_ns (a fallback: see requeue below).
- *   2. When a task ends (Succeeded/Failed) or is deleted: ait_admission_forget(adm, ns, task).
+ *        maxRunning=10 reached"; write it only when position or reason changed (positions move
+ *        on every grant: writing each change for a long queue costs one status update per
+ *        waiting task per grant). Requeue the key after d.retry_after_ns: requeue below usually
+ *        comes first, but a waiting task must keep asking, or it leaves the queue after
+ *        waiter_ttl_ns (and gets its place back, by creation time, when it asks again).
+ *   2. When a task ends (Succeeded/Failed) or is deleted, or stops being ready to start (for
+ *      example its secrets cannot be resolved any more): ait_admission_forget(adm, ns, task).
  *   3. When the pods informer sees an owned pod become terminal or deleted (a slot freed):
  *      ait_admission_kick(adm).
  *   4. Metrics: aitask_queue_depth = ait_admission_depth(adm). aitask_queue_wait_seconds is
@@ -43,7 +47,11 @@
  * only tasks that could start now (their namespace has room under maxRunningPerNamespace), fewer
  * than min(free slots, start tokens) tasks are ahead of it, so several workers admit the window
  * in parallel, still in fair order. Position (reported on WAIT) is the 1-based place in the fair
- * order over all waiting tasks.
+ * order over all waiting tasks. The order covers the tasks the module knows: right after a start,
+ * a task not yet asked about or enqueued is not in it. A namespace's "last granted" is forgotten
+ * when its last waiting task leaves, so it ranks first in its next round (the order inside a
+ * namespace is by creation time, so it is the same after a restart; only the tie between
+ * namespaces of one round may differ).
  *
  * Counting: running(ns) from the cache (owned pods not Succeeded/Failed and without
  * deletionTimestamp) plus reservations. A reservation is made by ADMIT and lasts until the pod
@@ -82,7 +90,11 @@ typedef struct ait_admission_config {
     int starts_per_minute;         /* pod creations per 60 s; 0 = unlimited */
     int64_t reservation_ttl_ns;    /* 0 = 30 s: a grant not seen in the cache by then is freed */
     int64_t recheck_ns;            /* 0 = 30 s: retry_after_ns of a wait on a running limit */
-    ait_admission_cache cache;     /* copied; ctx borrowed, must outlive the module */
+    /* 0 = 4 * recheck_ns (at least 60 s + recheck_ns): a waiting task that has not asked again
+     * (request or enqueue) for this long leaves the queue, so a task that stopped being ready
+     * cannot hold the head. Asking again puts it back at the same place (creation order). */
+    int64_t waiter_ttl_ns;
+    ait_admission_cache cache; /* copied; ctx borrowed, must outlive the module */
 } ait_admission_config;
 
 typedef enum ait_admission_verdict {

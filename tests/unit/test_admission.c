@@ -701,6 +701,35 @@ static void test_restart_keeps_limit_and_order(void **state)
     cache_free(c);
 }
 
+/* A waiting task that stops asking (not ready any more, or its forget was missed) leaves the
+ * queue after waiter_ttl_ns instead of holding the head; asking again restores its place. */
+static void test_stale_waiter_leaves_queue(void **state)
+{
+    (void)state;
+    fake_clock fc;
+    ait_clock clk = make_clock(&fc);
+    cache *c = cache_new();
+    ait_admission *adm = new_adm(c, &clk, 1, 0, 0); /* default TTL: 4 * 30 s */
+    pod_add(c, "ns", "busy-a1");
+    expect_wait(ask(adm, "ns", "h1", 1), AIT_ADMISSION_REASON_MAX_RUNNING, 1);
+    expect_wait(ask(adm, "ns", "h2", 2), AIT_ADMISSION_REASON_MAX_RUNNING, 2);
+    advance(&fc, 100 * AIT_NS_PER_S);
+    expect_wait(ask(adm, "ns", "h2", 2), AIT_ADMISSION_REASON_MAX_RUNNING, 2);
+    advance(&fc, 21 * AIT_NS_PER_S);
+    expect_wait(ask(adm, "ns", "h2", 2), AIT_ADMISSION_REASON_MAX_RUNNING, 1);
+    assert_int_equal(ait_admission_depth(adm), 1);
+    pod_finish(c, "ns", "busy-a1");
+    ait_admission_kick(adm);
+    assert_true(was_requeued(c, "ns/h2"));
+    assert_false(was_requeued(c, "ns/h1"));
+    admit_and_start(adm, c, "ns", "h2", 2);
+    expect_wait(ask(adm, "ns", "h3", 3), AIT_ADMISSION_REASON_MAX_RUNNING, 1);
+    expect_wait(ask(adm, "ns", "h1", 1), AIT_ADMISSION_REASON_MAX_RUNNING, 1);
+    expect_wait(ask(adm, "ns", "h3", 3), AIT_ADMISSION_REASON_MAX_RUNNING, 2);
+    ait_admission_free(adm);
+    cache_free(c);
+}
+
 /* ---- concurrency: reconcile workers hammering one module ---- */
 
 enum { THREADS = 4, TASKS_PER_THREAD = 6, ITERATIONS = 1500, LIMIT = 5 };
@@ -825,6 +854,7 @@ int main(void)
         cmocka_unit_test(test_fairness_small_namespace_not_starved),
         cmocka_unit_test(test_fifo_and_positions),
         cmocka_unit_test(test_restart_keeps_limit_and_order),
+        cmocka_unit_test(test_stale_waiter_leaves_queue),
         cmocka_unit_test(test_concurrent_workers_never_exceed),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
