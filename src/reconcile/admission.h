@@ -72,7 +72,9 @@ typedef struct ait_admission_cache {
     /* Required. The number of sandbox pods owned by AITasks that are not terminal (phase not
      * Succeeded/Failed, no deletionTimestamp) in the pods informer's cache: in namespace ns, or
      * in all namespaces when ns is NULL. Called with the module's lock held: must not call into
-     * the module; may take the cache's own lock. */
+     * the module; may take the cache's own lock. Called once for the total and, with a
+     * per-namespace limit, once per namespace that has waiting tasks on every decision: keep it
+     * cheap (counters kept by the informer's handlers rather than a scan of all pods). */
     size_t (*running)(void *ctx, const char *ns);
     /* Required. True when pod ns/pod_name is in the pods cache in any phase (it is then counted
      * by running(), or finished). Same locking rule as running. */
