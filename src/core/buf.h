@@ -23,7 +23,7 @@ void ait_buf_init(ait_buf *b, size_t max);
 ait_status ait_buf_append(ait_buf *b, const void *p, size_t n) AIT_WUR;
 ait_status ait_buf_appends(ait_buf *b, const char *s) AIT_WUR;
 ait_status ait_buf_appendf(ait_buf *b, const char *fmt, ...) AIT_WUR AIT_PRINTF(2, 3);
-ait_status ait_buf_vappendf(ait_buf *b, const char *fmt, va_list ap) AIT_WUR;
+ait_status ait_buf_vappendf(ait_buf *b, const char *fmt, va_list ap) AIT_WUR AIT_PRINTF(2, 0);
 /* Drops the first n bytes (n > len drops all). */
 void ait_buf_consume(ait_buf *b, size_t n);
 /* Empties b, keeping its memory. */

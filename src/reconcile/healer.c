@@ -3,6 +3,7 @@
  * on its own thread long after the reconcile that asked has returned. */
 #include "reconcile/healer.h"
 
+#include <pthread.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -20,7 +21,41 @@ struct ait_healer {
     ait_healer_audit audit;
     ait_heal_provider_config *providers;
     size_t n_providers;
+    /* Tasks (uid) whose heal is queued, running, or being persisted: the engine forgets a key
+     * when its worker returns, but the healed code is only visible once done_cb has created the
+     * ConfigMap, so the glue keeps its own set to never ask twice for the same attempt. */
+    pthread_mutex_t mu;
+    char **inflight;
+    size_t n_inflight;
 };
+
+static int inflight_add(ait_healer *h, const char *uid)
+{
+    pthread_mutex_lock(&h->mu);
+    for (size_t i = 0; i < h->n_inflight; i++) {
+        if (strcmp(h->inflight[i], uid) == 0) {
+            pthread_mutex_unlock(&h->mu);
+            return 0;
+        }
+    }
+    h->inflight = ait_realloc(h->inflight, (h->n_inflight + 1) * sizeof(char *));
+    h->inflight[h->n_inflight++] = ait_strdup(uid);
+    pthread_mutex_unlock(&h->mu);
+    return 1;
+}
+
+static void inflight_remove(ait_healer *h, const char *uid)
+{
+    pthread_mutex_lock(&h->mu);
+    for (size_t i = 0; i < h->n_inflight; i++) {
+        if (strcmp(h->inflight[i], uid) == 0) {
+            ait_free(h->inflight[i]);
+            h->inflight[i] = h->inflight[--h->n_inflight];
+            break;
+        }
+    }
+    pthread_mutex_unlock(&h->mu);
+}
 
 typedef struct pending {
     ait_healer *h;
@@ -85,6 +120,7 @@ ait_status ait_healer_new(const ait_controller_config *cfg, ait_metrics_std *met
         return AIT_OK;
     }
     ait_healer *h = ait_calloc(1, sizeof(*h));
+    pthread_mutex_init(&h->mu, NULL);
     h->m = metrics;
     h->audit = audit;
     h->providers = ait_calloc(n, sizeof(ait_heal_provider_config));
@@ -122,6 +158,11 @@ void ait_healer_free(ait_healer *h)
         return;
     }
     ait_heal_engine_free(h->engine);
+    for (size_t i = 0; i < h->n_inflight; i++) {
+        ait_free(h->inflight[i]);
+    }
+    ait_free(h->inflight);
+    pthread_mutex_destroy(&h->mu);
     ait_free(h->providers);
     ait_free(h);
 }
@@ -196,6 +237,7 @@ static void done_cb(void *ctx, const char *key, ait_heal_result *res)
         o.message = aerr.msg;
         o.cost_micro = res->cost_micro;
         AIT_LOG_ERROR(aerr.msg, "audit of a heal failed; not applying it", "object", p->job.key);
+        inflight_remove(h, p->job.uid);
         ait_reconciler_heal_done(p->r, &p->job, &o);
         ait_heal_result_free(res);
         pending_free(p);
@@ -242,7 +284,11 @@ static void done_cb(void *ctx, const char *key, ait_heal_result *res)
     }
     AIT_LOG_INFO(1, o.ok ? "heal succeeded" : "heal failed", "object", p->job.key, "provider",
                  res->provider, "reason", o.ok ? NULL : o.reason);
+    /* Persist first, then forget: a reconcile in between still sees the heal as in flight. The
+     * requeue inside heal_done may run a reconcile before the removal; it then finds the
+     * ConfigMap (or the recorded failure) and does not ask again. */
     ait_reconciler_heal_done(p->r, &p->job, &o);
+    inflight_remove(h, p->job.uid);
     json_object_put(summary);
     ait_heal_result_free(res);
     pending_free(p);
@@ -251,6 +297,9 @@ static void done_cb(void *ctx, const char *key, ait_heal_result *res)
 static ait_status submit(void *ctx, ait_reconciler *r, const ait_heal_job *job)
 {
     ait_healer *h = ctx;
+    if (!inflight_add(h, job->uid)) {
+        return AIT_OK; /* its completion requeues the task */
+    }
     pending *p = ait_calloc(1, sizeof(*p));
     p->h = h;
     p->r = r;
@@ -290,6 +339,7 @@ static ait_status submit(void *ctx, ait_reconciler *r, const ait_heal_job *job)
         return AIT_OK; /* already in flight: its completion requeues the task */
     }
     if (st != AIT_OK) {
+        inflight_remove(h, job->uid);
         pending_free(p);
     }
     return st;

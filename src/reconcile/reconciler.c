@@ -272,7 +272,15 @@ static ait_status attempt_code(ait_reconciler *r, json_object *task, int n, cons
         }
         if (code != NULL) {
             *code_out = ait_strdup(code);
-            const char *h = ait_json_str(cm, "metadata.annotations." AIT_ANNOTATION_HEAL);
+            /* Annotation keys hold dots, so no dotted-path lookup here. */
+            json_object *ann = ait_json_path(cm, "metadata.annotations");
+            json_object *hv = NULL;
+            const char *h = NULL;
+            if (json_object_is_type(ann, json_type_object) &&
+                json_object_object_get_ex(ann, AIT_ANNOTATION_HEAL, &hv) &&
+                json_object_is_type(hv, json_type_string)) {
+                h = json_object_get_string(hv);
+            }
             if (heal_out != NULL && h != NULL) {
                 json_object *parsed = NULL;
                 if (ait_json_parse(h, strlen(h), &parsed, NULL) == AIT_OK) {

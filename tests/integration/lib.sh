@@ -30,11 +30,14 @@ t_cleanup() {
         for _ in $(seq 50); do kill -0 "$p" 2>/dev/null || break; sleep 0.1; done
         kill -KILL "$p" 2>/dev/null || true
     done
+    if [[ -n ${T_ETCD_DIR:-} ]]; then
+        bash "$AIT_SOURCE_DIR/hack/etcd.sh" stop --dir "$T_ETCD_DIR" >/dev/null 2>&1 || true
+    fi
     local ns
     for ns in "${T_NAMESPACES[@]}"; do
         kubectl delete namespace "$ns" --wait=false >/dev/null 2>&1 || true
     done
-    rm -rf "$T_TMP"
+    if [[ -n ${AIT_KEEP_TMP:-} ]]; then echo "kept $T_TMP"; else rm -rf "$T_TMP"; fi
 }
 
 t_finish() {
@@ -110,3 +113,37 @@ patch_pod_terminated() {
 }
 
 trap t_cleanup EXIT
+
+# start_fake_llm: starts the fake providers; sets LLM_URL (http://127.0.0.1:PORT).
+start_fake_llm() {
+    python3 "$AIT_SOURCE_DIR/tests/fakes/fake_llm.py" --port-file "$T_TMP/llm.port" \
+        >>"$T_TMP/llm.log" 2>&1 &
+    T_PIDS+=($!)
+    wait_for 20 test -s "$T_TMP/llm.port" || return 1
+    LLM_URL="http://127.0.0.1:$(cat "$T_TMP/llm.port")"
+}
+
+llm_script() { # JSON body for /_script
+    curl -sf -X POST -H 'Content-Type: application/json' -d "$1" "$LLM_URL/_script" >/dev/null
+}
+
+# start_audit_etcd: a second real etcd for the audit log; sets ETCD_URL and AUDIT_KEY (a file).
+start_audit_etcd() {
+    ETCD_URL=$(bash "$AIT_SOURCE_DIR/hack/etcd.sh" start --dir "$T_TMP/etcd") || return 1
+    T_ETCD_DIR=$T_TMP/etcd
+    AUDIT_KEY=$T_TMP/audit.key
+    head -c 32 /dev/urandom | od -An -tx1 | tr -d ' \n' >"$AUDIT_KEY"
+}
+stop_audit_etcd() { bash "$AIT_SOURCE_DIR/hack/etcd.sh" stop --dir "$T_TMP/etcd" >/dev/null; }
+
+# wait_jp SECONDS NS NAME JSONPATH EXPECTED: polls the AITask until the JSONPath reads EXPECTED.
+wait_jp() {
+    local secs=$1 ns=$2 name=$3 path=$4 want=$5
+    local end=$((SECONDS + secs))
+    while ((SECONDS < end)); do
+        [[ $(jp "$ns" "$name" "$path") == "$want" ]] && return 0
+        sleep 0.2
+    done
+    echo "    (wanted '$want', got '$(jp "$ns" "$name" "$path")')"
+    return 1
+}

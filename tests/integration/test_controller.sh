@@ -57,9 +57,11 @@ check "maxAttempts 1: a failed run ends Failed" wait_for 60 phase_is "$ns" fail1
 check "failed attempt keeps exit code, reason and output tail" \
     test "$(jp "$ns" fail1 '{.status.attempts[0].exitCode}/{.status.attempts[0].reason}/{.status.attempts[0].message}')" = "3/Error/boom"
 check "no healer configured: Failed with reason HealingDisabled" \
-    wait_for 60 test "$(jp "$ns" nohealer '{.status.conditions[?(@.type=="Succeeded")].reason}')" = HealingDisabled
-check "Events were recorded for start, failure and outcome" \
-    wait_for 20 test "$(kubectl get events.events.k8s.io -n "$ns" -o json | jq '[.items[].reason]|(index("AttemptStarted")!=null and index("AttemptFailed")!=null and index("Succeeded")!=null)')" = true
+    wait_jp 60 "$ns" nohealer '{.status.conditions[?(@.type=="Succeeded")].reason}' HealingDisabled
+events_ok() {
+    [[ $(kubectl get events.events.k8s.io -n "$ns" -o json | jq '[.items[].reason]|(index("AttemptStarted")!=null and index("AttemptFailed")!=null and index("Succeeded")!=null)') == true ]]
+}
+check "Events were recorded for start, failure and outcome" wait_for 20 events_ok
 cond_time=$(jp "$ns" hello '{.status.conditions[?(@.type=="Succeeded")].lastTransitionTime}')
 rv=$(jp "$ns" fail1 '{.metadata.resourceVersion}')
 sleep 3
@@ -83,11 +85,11 @@ kubectl patch pod -n "$ns2" deadline-a1 --subresource=status --type=merge \
     -p '{"status":{"phase":"Failed","reason":"DeadlineExceeded","message":"Pod was active on the node longer than the specified deadline"}}' >/dev/null
 patch_pod_terminated "$ns2" oom-a1 137 OOMKilled ""
 check "DeadlineExceeded carried to the attempt" \
-    wait_for 30 test "$(jp "$ns2" deadline '{.status.attempts[0].reason}')" = DeadlineExceeded
+    wait_jp 30 "$ns2" deadline '{.status.attempts[0].reason}' DeadlineExceeded
 check "OOMKilled carried to the attempt with exit code 137" \
-    wait_for 30 test "$(jp "$ns2" oom '{.status.attempts[0].reason}/{.status.attempts[0].exitCode}')" = "OOMKilled/137"
+    wait_jp 30 "$ns2" oom '{.status.attempts[0].reason}/{.status.attempts[0].exitCode}' "OOMKilled/137"
 check "unknown provider: Invalid=True with a message naming it" \
-    wait_for 30 test "$(jp "$ns2" invalid '{.status.conditions[?(@.type=="Invalid")].status}')" = True
+    wait_jp 30 "$ns2" invalid '{.status.conditions[?(@.type=="Invalid")].status}' True
 check "Invalid message says what to fix" \
     grep -q 'nosuchprovider' <<<"$(jp "$ns2" invalid '{.status.conditions[?(@.type=="Invalid")].message}')"
 check "invalid task: phase Failed and no pod" \
@@ -96,7 +98,7 @@ rv=$(jp "$ns2" invalid '{.metadata.resourceVersion}')
 sleep 3
 check "invalid task is not retried in a loop" test "$(jp "$ns2" invalid '{.metadata.resourceVersion}')" = "$rv"
 check "a pod refused by admission ends the task with reason PodRejected" \
-    wait_for 30 test "$(jp "$ns2" rejected '{.status.phase}/{.status.conditions[?(@.type=="Succeeded")].reason}')" = "Failed/PodRejected"
+    wait_jp 30 "$ns2" rejected '{.status.phase}/{.status.conditions[?(@.type=="Succeeded")].reason}' "Failed/PodRejected"
 check "PodRejected message carries the API server's reason" \
     grep -q 'no-such-class' <<<"$(jp "$ns2" rejected '{.status.conditions[?(@.type=="Succeeded")].message}')"
 kubectl delete aitask -n "$ns2" del --wait=false >/dev/null
