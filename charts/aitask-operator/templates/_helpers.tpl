@@ -56,11 +56,17 @@ app.kubernetes.io/part-of: aitask-operator
 {{- define "aitask-operator.vaultTokenDir" -}}/var/run/secrets/vault{{- end }}
 
 {{/*
-The controller config (config.yaml): values.config with empty audit/vault settings left out,
+The controller config (config.yaml): values.config with empty budgets/audit/vault settings left out,
 and vault.jwtFile pointed at the projected token when that is enabled.
 */}}
 {{- define "aitask-operator.config" -}}
 {{- $c := deepCopy .Values.config }}
+{{- $budgets := dict }}
+{{- range $k, $v := ($c.budgets | default dict) }}
+{{- if $v }}{{- $_ := set $budgets $k $v }}{{- end }}
+{{- end }}
+{{- $_ := unset $c "budgets" }}
+{{- if $budgets }}{{- $_ := set $c "budgets" $budgets }}{{- end }}
 {{- $audit := dict }}
 {{- range $k, $v := ($c.audit | default dict) }}
 {{- if $v }}{{- $_ := set $audit $k $v }}{{- end }}
