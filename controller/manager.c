@@ -51,6 +51,12 @@ struct ait_manager {
     ait_reconciler *reconciler;
     ait_auditor *auditor; /* NULL without an audit section */
     ait_healer *healer;   /* NULL without providers: healing disabled */
+    ait_admission *admission;
+    /* Non-terminal owned pods, maintained by the pods informer's handlers (the admission
+     * module's running count): running_pods maps "ns/name" -> ns, ns_counts ns -> count. */
+    pthread_mutex_t pods_mu;
+    json_object *running_pods;
+    json_object *ns_counts;
     ait_leader *leader;
     pthread_t workers[MAX_WORKERS];
     int n_workers;
@@ -197,6 +203,10 @@ static void task_update(void *ctx, json_object *old_obj, json_object *new_obj)
 static void task_delete(void *ctx, json_object *obj, int unknown)
 {
     (void)unknown;
+    ait_manager *m = ctx;
+    if (m->admission != NULL && ait_obj_namespace(obj) != NULL && ait_obj_name(obj) != NULL) {
+        ait_admission_forget(m->admission, ait_obj_namespace(obj), ait_obj_name(obj));
+    }
     enqueue_obj(ctx, obj);
 }
 
@@ -215,6 +225,103 @@ static void owned_delete(void *ctx, json_object *obj, int unknown)
 {
     (void)unknown;
     enqueue_owner(ctx, obj);
+}
+
+static int pod_running(json_object *pod)
+{
+    const char *phase = ait_json_str(pod, "status.phase");
+    return !ait_obj_deleting(pod) &&
+           !(phase != NULL && (strcmp(phase, "Succeeded") == 0 || strcmp(phase, "Failed") == 0));
+}
+
+/* Keeps the running-pod counters in step with the pods cache; kicks admission when a slot
+ * frees. */
+static void pod_track(ait_manager *m, json_object *pod, int present)
+{
+    const char *ns = ait_obj_namespace(pod);
+    const char *name = ait_obj_name(pod);
+    if (ns == NULL || name == NULL) {
+        return;
+    }
+    char *key = ait_asprintf("%s/%s", ns, name);
+    int running = present && pod_running(pod);
+    int freed = 0;
+    pthread_mutex_lock(&m->pods_mu);
+    int was = json_object_object_get_ex(m->running_pods, key, NULL);
+    if (running != was) {
+        json_object *cnt = NULL;
+        int64_t c =
+            json_object_object_get_ex(m->ns_counts, ns, &cnt) ? json_object_get_int64(cnt) : 0;
+        c += running ? 1 : -1;
+        if (running) {
+            json_object_object_add(m->running_pods, key, NULL);
+        } else {
+            json_object_object_del(m->running_pods, key);
+            freed = 1;
+        }
+        if (c > 0) {
+            json_object_object_add(m->ns_counts, ns, json_object_new_int64(c));
+        } else {
+            json_object_object_del(m->ns_counts, ns);
+        }
+    }
+    pthread_mutex_unlock(&m->pods_mu);
+    ait_free(key);
+    if (freed && m->admission != NULL) {
+        ait_admission_kick(m->admission);
+    }
+}
+
+static void pod_add(void *ctx, json_object *obj)
+{
+    pod_track(ctx, obj, 1);
+    enqueue_owner(ctx, obj);
+}
+
+static void pod_update(void *ctx, json_object *old_obj, json_object *new_obj)
+{
+    (void)old_obj;
+    pod_track(ctx, new_obj, 1);
+    enqueue_owner(ctx, new_obj);
+}
+
+static void pod_delete(void *ctx, json_object *obj, int unknown)
+{
+    (void)unknown;
+    pod_track(ctx, obj, 0);
+    enqueue_owner(ctx, obj);
+}
+
+static size_t adm_running(void *ctx, const char *ns)
+{
+    ait_manager *m = ctx;
+    size_t n;
+    pthread_mutex_lock(&m->pods_mu);
+    if (ns == NULL) {
+        n = (size_t)json_object_object_length(m->running_pods);
+    } else {
+        json_object *cnt = NULL;
+        n = json_object_object_get_ex(m->ns_counts, ns, &cnt) ? (size_t)json_object_get_int64(cnt)
+                                                              : 0;
+    }
+    pthread_mutex_unlock(&m->pods_mu);
+    return n;
+}
+
+static int adm_pod_seen(void *ctx, const char *ns, const char *pod_name)
+{
+    ait_manager *m = ctx;
+    json_object *p = ait_informer_get(m->pods, ns, pod_name);
+    json_object_put(p);
+    return p != NULL;
+}
+
+static void adm_requeue(void *ctx, const char *ns, const char *name)
+{
+    ait_manager *m = ctx;
+    char *key = ait_asprintf("%s/%s", ns, name);
+    ait_workqueue_add(m->queue, key);
+    ait_free(key);
 }
 
 /* Pods are cached without their spec: the reconciler reads metadata and status only, and the
@@ -264,6 +371,10 @@ static void *worker_main(void *arg)
         }
         ait_workqueue_done(m->queue, key);
         ait_free(key);
+        if (m->admission != NULL) {
+            ait_metric_set(ait_metric_family_with(m->m->queue_depth),
+                           (double)ait_admission_depth(m->admission));
+        }
     }
     return NULL;
 }
@@ -293,10 +404,11 @@ static ait_status start_controller(ait_manager *m, ait_error *err)
     }
     ait_informer_handlers th = {m, task_add, task_update, task_delete};
     ait_informer_handlers oh = {m, owned_add, owned_update, owned_delete};
+    ait_informer_handlers ph = {m, pod_add, pod_update, pod_delete};
     const char *owned = AIT_LABEL_MANAGED_BY "=" AIT_MANAGER;
     ait_status st;
     if ((st = start_informer(m, &m->tasks, &AIT_GVR_AITASKS, NULL, th, NULL, err)) != AIT_OK ||
-        (st = start_informer(m, &m->pods, &AIT_GVR_PODS, owned, oh, prune_pod, err)) != AIT_OK ||
+        (st = start_informer(m, &m->pods, &AIT_GVR_PODS, owned, ph, prune_pod, err)) != AIT_OK ||
         (st = start_informer(m, &m->configmaps, &AIT_GVR_CONFIGMAPS, owned, oh, NULL, err)) !=
             AIT_OK) {
         return st;
@@ -422,6 +534,22 @@ ait_status ait_manager_new(const ait_options *opts, ait_manager **out, ait_error
     }
     AIT_LOG_INFO(0, "configured", "healing", m->healer ? "enabled" : "disabled (no providers)",
                  "audit", m->auditor ? "etcd" : "disabled (no audit section)");
+    pthread_mutex_init(&m->pods_mu, NULL);
+    m->running_pods = json_object_new_object();
+    m->ns_counts = json_object_new_object();
+    if (m->config->max_running > 0 || m->config->max_running_per_namespace > 0 ||
+        m->config->starts_per_minute > 0) {
+        ait_admission_config ac = {
+            .max_running = m->config->max_running,
+            .max_running_per_namespace = m->config->max_running_per_namespace,
+            .starts_per_minute = m->config->starts_per_minute,
+            .cache = {m, adm_running, adm_pod_seen, adm_requeue},
+        };
+        if ((st = ait_admission_new(&ac, NULL, &m->admission, err)) != AIT_OK) {
+            st = AIT_ERR_INVALID;
+            goto fail;
+        }
+    }
     ait_reconciler_deps deps = {
         .rest = m->rest,
         .config = m->config,
@@ -430,6 +558,8 @@ ait_status ait_manager_new(const ait_options *opts, ait_manager **out, ait_error
         .queue = {m, queue_add, queue_add_after},
         .healer = ait_healer_seam(m->healer),
         .audit = ait_auditor_seam(m->auditor),
+        .admission = m->admission,
+        .metrics = m->m,
     };
     m->reconciler = ait_reconciler_new(&deps);
     if (opts->leader_elect) {
@@ -524,6 +654,9 @@ void ait_manager_stop(ait_manager *m)
     ait_healer_free(m->healer);
     ait_reconciler_free(m->reconciler);
     ait_auditor_free(m->auditor);
+    ait_admission_free(m->admission);
+    json_object_put(m->running_pods);
+    json_object_put(m->ns_counts);
     ait_workqueue_free(m->queue);
     ait_rest_free(m->lease_rest);
     ait_rest_free(m->rest);

@@ -67,6 +67,6 @@ case "${1:-all}" in
     helm) build_helm ;;
     kwok) build_kwok ;;
     bao) build_bao ;;
-    all) build_etcd; build_kube; build_helm ;;
+    all) build_etcd; build_kube; build_helm; build_bao ;;
     *) echo "usage: $0 [all|kube|etcd|helm|kwok|bao|bindir]" >&2; exit 2 ;;
 esac

@@ -17,6 +17,7 @@
 #include "core/failpoint.h"
 #include "core/json.h"
 #include "core/log.h"
+#include "metrics/registry.h"
 #include "reconcile/pod.h"
 
 #define PENDING_MAX 4096
@@ -510,6 +511,51 @@ static ait_status start_attempt(ait_reconciler *r, json_object *task, json_objec
     if (pod == NULL) {
         return AIT_ERR_INVALID;
     }
+    int admitted = 0;
+    if (r->d.admission != NULL) {
+        json_object *seen = cached(r, AIT_CACHE_POD, ait_obj_namespace(task), ait_obj_name(pod));
+        if (seen == NULL) {
+            int64_t created = 0;
+            const char *ct = ait_json_str(task, "metadata.creationTimestamp");
+            if (ct == NULL || ait_time_parse_rfc3339(ct, &created) != AIT_OK) {
+                created = now_ns(r);
+            }
+            ait_admission_decision d;
+            st = ait_admission_request(r->d.admission, ait_obj_namespace(task), ait_obj_name(task),
+                                       created, &d);
+            if (st != AIT_OK) {
+                json_object_put(pod);
+                return ait_error_set(err, st, "admission failed");
+            }
+            if (d.verdict == AIT_ADMISSION_WAIT) {
+                char msg[200];
+                snprintf(
+                    msg, sizeof(msg), "position %zu in the queue; limit %s=%d reached", d.position,
+                    strcmp(d.reason, "StartRate") == 0                ? "startsPerMinute"
+                    : strcmp(d.reason, "MaxRunningPerNamespace") == 0 ? "maxRunningPerNamespace"
+                                                                      : "maxRunning",
+                    d.limit);
+                ait_condition_set(status, "Queued", "True", d.reason, msg, ait_obj_generation(task),
+                                  now_ns(r));
+                json_object *q = json_object_new_object();
+                json_object_object_add(q, "position", json_object_new_int64((int64_t)d.position));
+                json_object_object_add(q, "reason", json_object_new_string(d.reason));
+                json_object_object_add(status, "queue", q);
+                set_phase(status, AIT_PHASE_PENDING);
+                *requeue = d.retry_after_ns > 0 ? d.retry_after_ns : AIT_NS_PER_S;
+                json_object_put(pod);
+                return AIT_OK;
+            }
+            admitted = 1;
+        } else {
+            json_object_put(seen);
+        }
+        if (ait_condition_get(status, "Queued") != NULL) {
+            ait_condition_set(status, "Queued", "False", "Admitted", "the sandbox pod may start",
+                              ait_obj_generation(task), now_ns(r));
+        }
+        json_object_object_del(status, "queue");
+    }
     char sha[65];
     ait_audit_sha256_hex(code, strlen(code), sha);
     json_object *details = json_object_new_object();
@@ -518,11 +564,22 @@ static ait_status start_attempt(ait_reconciler *r, json_object *task, json_objec
     st = audit(r, task, status, "attempt.start", n, details);
     json_object_put(details);
     if (st != AIT_OK) {
+        if (admitted) {
+            ait_admission_release(r->d.admission, ait_obj_namespace(task), ait_obj_name(task));
+        }
         json_object_put(pod);
         *requeue = AUDIT_RETRY_NS;
         return AIT_OK; /* no pod starts without its audit entry */
     }
     st = ensure_created(r, &AIT_GVR_PODS, task, pod, err);
+    if (admitted) {
+        if (st == AIT_OK) {
+            ait_admission_started(r->d.admission, ait_obj_namespace(task), ait_obj_name(task),
+                                  ait_obj_name(pod));
+        } else {
+            ait_admission_release(r->d.admission, ait_obj_namespace(task), ait_obj_name(task));
+        }
+    }
     if ((st == AIT_ERR_FORBIDDEN && strstr(err->msg, "cannot create resource") == NULL) ||
         st == AIT_ERR_INVALID) {
         /* Admission refused the pod (Pod Security, a missing RuntimeClass, a quota): retrying
@@ -795,6 +852,67 @@ static ait_status observe_attempt(ait_reconciler *r, json_object *task, json_obj
     return AIT_OK;
 }
 
+static size_t finished_attempts(json_object *status)
+{
+    json_object *a = ait_json_array(status, "attempts");
+    size_t n = a ? json_object_array_length(a) : 0, done = 0;
+    for (size_t i = 0; i < n; i++) {
+        if (ait_json_str(json_object_array_get_idx(a, i), "finishTime") != NULL) {
+            done++;
+        }
+    }
+    return done;
+}
+
+/* Counts what the status write that just succeeded changed: attempts finished, the first pod
+ * started, the task reaching a terminal phase. Counted only after the write, so a conflict and
+ * its retry never count twice. */
+static void observe_transition(ait_reconciler *r, json_object *task, json_object *before,
+                               json_object *after)
+{
+    ait_metrics_std *m = r->d.metrics;
+    ait_phase p0 = get_phase(before), p1 = get_phase(after);
+    int64_t created = 0;
+    const char *ct = ait_json_str(task, "metadata.creationTimestamp");
+    int have_created = ct != NULL && ait_time_parse_rfc3339(ct, &created) == AIT_OK;
+    double since = have_created ? (double)(now_ns(r) - created) / 1e9 : 0;
+    if (since < 0) {
+        since = 0;
+    }
+    int terminal0 = p0 == AIT_PHASE_SUCCEEDED || p0 == AIT_PHASE_FAILED;
+    int terminal1 = p1 == AIT_PHASE_SUCCEEDED || p1 == AIT_PHASE_FAILED;
+    if (terminal1 && !terminal0 && r->d.admission != NULL) {
+        ait_admission_forget(r->d.admission, ait_obj_namespace(task), ait_obj_name(task));
+    }
+    if (m == NULL) {
+        return;
+    }
+    json_object *a1 = ait_json_array(after, "attempts");
+    json_object *a0 = ait_json_array(before, "attempts");
+    size_t n0 = a0 ? json_object_array_length(a0) : 0, n1 = a1 ? json_object_array_length(a1) : 0;
+    if (n0 == 0 && n1 > 0 && have_created) {
+        ait_metric_observe(ait_metric_family_with(m->queue_wait_seconds), since);
+    }
+    size_t f0 = finished_attempts(before), f1 = finished_attempts(after);
+    for (size_t i = f0; i < f1 && i < n1; i++) {
+        json_object *at = json_object_array_get_idx(a1, i);
+        ait_metric_inc(ait_metric_family_with(
+            m->attempts_total, ait_json_int(at, "exitCode", -1) == 0 ? "succeeded" : "failed"));
+    }
+    if (terminal1 && !terminal0) {
+        const char *outcome = "succeeded";
+        if (p1 == AIT_PHASE_FAILED) {
+            outcome = ait_condition_true(after, "Invalid")          ? "invalid"
+                      : ait_condition_true(after, "BudgetExceeded") ? "budget_exceeded"
+                                                                    : "failed";
+        }
+        ait_metric_inc(ait_metric_family_with(m->tasks_total, outcome));
+        if (have_created) {
+            ait_metric_observe(ait_metric_family_with(m->task_duration_seconds), since);
+        }
+    }
+}
+
 ait_status ait_reconcile(ait_reconciler *r, const char *key, int64_t *requeue_after_ns,
                          ait_error *err)
 {
@@ -871,6 +989,9 @@ ait_status ait_reconcile(ait_reconciler *r, const char *key, int64_t *requeue_af
         }
     }
     st = write_status(r, task, orig_status, err);
+    if (st == AIT_OK) {
+        observe_transition(r, task, orig_status, ait_status_obj(task));
+    }
 out:
     ait_task_spec_clear(&spec);
     json_object_put(orig_status);

@@ -16,6 +16,8 @@
 #include "core/status.h"
 #include "core/time.h"
 #include "kube/rest.h"
+#include "metrics/std.h"
+#include "reconcile/admission.h"
 #include "reconcile/config.h"
 
 typedef enum ait_cache_kind {
@@ -106,6 +108,8 @@ typedef struct ait_reconciler_deps {
     ait_reconcile_healer healer; /* submit may be NULL */
     ait_reconcile_queue queue;   /* for the healer's completion requeue */
     ait_reconcile_audit audit;   /* record may be NULL: no audit trail */
+    ait_admission *admission;    /* borrowed; NULL = no limits on starting pods */
+    ait_metrics_std *metrics;    /* borrowed; NULL = no metrics */
     const ait_clock *clock;      /* NULL = system */
 } ait_reconciler_deps;
 
