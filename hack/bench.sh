@@ -10,6 +10,9 @@
 # with hack/cluster.sh (its own --dir and --name), installs the CRD, runs the benchmark and stops
 # the cluster (by PID, through cluster.sh down) on exit. Benchmarks print figures; the lines
 # starting with "FIGURES" are the summary. Options of each are in tests/bench/README.md.
+# AIT_BENCH_CONTROLLER=PATH benchmarks another controller binary (e.g. an experimental build);
+# AIT_BENCH_KEEP=1 keeps the cluster folder (controller logs, profiles); AIT_BENCH_REBUILD=0
+# skips the ninja step.
 set -euo pipefail
 
 here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
@@ -59,7 +62,7 @@ trap cleanup EXIT
 ulimit -n 65536 2>/dev/null || true
 bash "$here/cluster.sh" up --dir "$dir" --name "$cname" >/dev/null
 export KUBECONFIG=$dir/kubeconfig AIT_CLUSTER_DIR=$dir AIT_SOURCE_DIR=$root
-export AIT_CONTROLLER=$build/aitask-controller
+export AIT_CONTROLLER=${AIT_BENCH_CONTROLLER:-$build/aitask-controller}
 kubectl apply --server-side -f "$root/crd/aitask.dev_aitasks.yaml" >/dev/null
 kubectl wait --for=condition=Established crd/aitasks.aitask.dev --timeout=60s >/dev/null
 ait_log "bench: $name $* (cluster in $dir)"

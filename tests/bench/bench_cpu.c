@@ -4,7 +4,9 @@
  * completion with the fake kubelet (tests/fakes/fake_kubelet.py --mode succeed; a fake, since no
  * kubelet can run here). With --callgrind N it then runs N more tasks against a controller under
  * valgrind --tool=callgrind --toggle-collect=ait_reconcile and prints the instructions per
- * reconcile. Options: --count N --concurrency N --callgrind N --creators N. */
+ * reconcile. With --perf 1, perf record samples the controller during the main run and the
+ * top of perf report (self time) is printed.
+ * Options: --count N --concurrency N --callgrind N --perf 0|1 --creators N. */
 #include <fcntl.h>
 #include <signal.h>
 #include <stdio.h>
@@ -22,7 +24,7 @@ static pid_t start_kubelet(bench_env *e, const char *ns)
     const char *src = getenv("AIT_SOURCE_DIR");
     char script[512], log[512];
     snprintf(script, sizeof(script), "%s/tests/fakes/fake_kubelet.py", src ? src : ".");
-    snprintf(log, sizeof(log), "%s/kubelet-%s.log", e->cluster_dir, ns);
+    snprintf(log, sizeof(log), "%s/kubelet-%s.log", e->out_dir, ns);
     fflush(NULL);
     pid_t pid = fork();
     if (pid == 0) {
@@ -112,17 +114,50 @@ int main(int argc, char **argv)
     char *ns = bench_namespace_new(&e, "bench-cpu");
     pid_t kubelet = start_kubelet(&e, ns);
     char log[512];
-    snprintf(log, sizeof(log), "%s/controller-cpu.log", e.cluster_dir);
+    snprintf(log, sizeof(log), "%s/controller-cpu.log", e.out_dir);
     bench_ctrl c;
     bench_ctrl_start(&e, ns, conc, log, NULL, &c);
     run r = {0};
+    pid_t perf = 0;
+    char perf_data[512];
+    snprintf(perf_data, sizeof(perf_data), "%s/perf.data", e.out_dir);
+    if (bench_opt_long(argc, argv, "--perf", 0) != 0) {
+        char pid[32];
+        snprintf(pid, sizeof(pid), "%d", (int)c.pid);
+        fflush(NULL);
+        perf = fork();
+        if (perf == 0) {
+            int fd = open("/dev/null", O_WRONLY);
+            dup2(fd, 1);
+            dup2(fd, 2);
+            execlp("perf", "perf", "record", "-F", "499", "-g", "-p", pid, "-o", perf_data,
+                   (char *)NULL);
+            _exit(127);
+        }
+    }
     printf("cpu: %zu tasks run to completion (fake kubelet), controller --concurrency %d\n", n,
            conc);
     if (workload(&e, ns, &c, n, creators, 3 * AIT_NS_PER_S, &r) != 0) {
         return 1;
     }
     long rss = bench_proc_kib(c.pid, "VmRSS");
+    if (perf > 0) {
+        kill(perf, SIGINT);
+        waitpid(perf, NULL, 0);
+    }
     bench_ctrl_stop(&c);
+    if (perf > 0) {
+        char cmd[1200];
+        snprintf(cmd, sizeof(cmd),
+                 "perf report --stdio --no-children --sort dso,symbol --percent-limit 1.5 -g none "
+                 "-i '%s' 2>/dev/null | grep -v '^#' | grep -v '^$' | head -40",
+                 perf_data);
+        printf("perf report (self time, controller process):\n");
+        fflush(stdout);
+        if (system(cmd) != 0) {
+            printf("  (perf report failed)\n");
+        }
+    }
     stop_pid(kubelet);
     double per1000 = r.reconciles > 0 ? r.cpu_s / r.reconciles * 1000.0 : 0;
     printf("%.0f reconciles (%.1f per task) in %.1f s; controller CPU %.2f s; RSS after %ld KiB\n",
@@ -133,11 +168,11 @@ int main(int argc, char **argv)
         char *ns2 = bench_namespace_new(&e, "bench-cpu-cg");
         kubelet = start_kubelet(&e, ns2);
         char out[512], outarg[600];
-        snprintf(out, sizeof(out), "%s/callgrind.out", e.cluster_dir);
+        snprintf(out, sizeof(out), "%s/callgrind.out", e.out_dir);
         snprintf(outarg, sizeof(outarg), "--callgrind-out-file=%s", out);
         const char *wrap[] = {"valgrind", "--tool=callgrind", "--toggle-collect=ait_reconcile",
                               outarg, NULL};
-        snprintf(log, sizeof(log), "%s/controller-callgrind.log", e.cluster_dir);
+        snprintf(log, sizeof(log), "%s/controller-callgrind.log", e.out_dir);
         bench_ctrl_start(&e, ns2, conc, log, wrap, &c);
         run rc = {0};
         printf("callgrind: %zu tasks against the controller under valgrind\n", ncg);

@@ -57,7 +57,7 @@ int main(int argc, char **argv)
     bench_print_machine();
     char *ns = bench_namespace_new(&e, "bench-lat");
     char log[512];
-    snprintf(log, sizeof(log), "%s/controller-latency.log", e.cluster_dir);
+    snprintf(log, sizeof(log), "%s/controller-latency.log", e.out_dir);
     bench_ctrl c;
     bench_ctrl_start(&e, ns, concurrency, log, NULL, &c);
     if (bench_ctrl_wait_ready(&c, 30 * AIT_NS_PER_S, NULL) != 0) {

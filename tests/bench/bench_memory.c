@@ -4,7 +4,9 @@
  * cached. The objects are made beforehand by a bare client exactly as the controller would
  * have made them (tasks Running attempt 1, pods pending: there is no kubelet), and a fresh
  * controller is started for each level, made ready and left to finish its reconciles before
- * the reading. Prints KiB per cached task. Options: --count N --creators N --concurrency N. */
+ * the reading. Prints KiB per cached task. With --massif 1 a last controller runs under
+ * valgrind --tool=massif at the top level and the peak snapshot's allocation tree is printed.
+ * Options: --count N --creators N --concurrency N --massif 0|1. */
 #include <stdio.h>
 #include <stdlib.h>
 
@@ -33,7 +35,7 @@ int main(int argc, char **argv)
             have = levels[l];
         }
         char log[512];
-        snprintf(log, sizeof(log), "%s/controller-memory-%zu.log", e.cluster_dir, levels[l]);
+        snprintf(log, sizeof(log), "%s/controller-memory-%zu.log", e.out_dir, levels[l]);
         bench_ctrl c;
         bench_ctrl_start(&e, ns, conc, log, NULL, &c);
         if (bench_ctrl_wait_ready(&c, 120 * AIT_NS_PER_S, NULL) != 0) {
@@ -47,6 +49,28 @@ int main(int argc, char **argv)
         printf("%zu tasks cached: VmRSS %ld KiB (%.1f MiB), VmHWM %ld KiB, after %.0f reconciles\n",
                levels[l], rss[l], (double)rss[l] / 1024.0, hwm[l], rec);
         bench_ctrl_stop(&c);
+    }
+    if (bench_opt_long(argc, argv, "--massif", 0) != 0) {
+        char out[512], outarg[600], log[512], cmd[1200];
+        snprintf(out, sizeof(out), "%s/massif.out", e.out_dir);
+        snprintf(outarg, sizeof(outarg), "--massif-out-file=%s", out);
+        snprintf(log, sizeof(log), "%s/controller-massif.log", e.out_dir);
+        const char *wrap[] = {"valgrind", "--tool=massif", "--threshold=2.0", outarg, NULL};
+        bench_ctrl c;
+        bench_ctrl_start(&e, ns, conc, log, wrap, &c);
+        if (bench_ctrl_wait_ready(&c, 300 * AIT_NS_PER_S, NULL) == 0) {
+            bench_ctrl_settle(&c, 3 * AIT_NS_PER_S, ait_time_now_ns() + 300 * AIT_NS_PER_S);
+        }
+        bench_ctrl_stop(&c);
+        printf("massif (%zu tasks cached), the peak snapshot's heap tree:\n", have);
+        fflush(stdout);
+        snprintf(cmd, sizeof(cmd),
+                 "ms_print --threshold=2.0 '%s' | awk '/\\(peak\\)/{p=1} p&&n<70{print; n++}' | "
+                 "cut -c1-200",
+                 out);
+        if (system(cmd) != 0) {
+            printf("  (ms_print failed)\n");
+        }
     }
     double per1 = levels[1] ? (double)(rss[1] - rss[0]) / (double)levels[1] : 0;
     double per2 = levels[2] ? (double)(rss[2] - rss[0]) / (double)levels[2] : 0;

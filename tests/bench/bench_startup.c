@@ -18,7 +18,7 @@ static void measure(bench_env *e, const char *ns, size_t tasks, int runs, double
     int ok = 0;
     for (int r = 0; r < runs; r++) {
         char log[512];
-        snprintf(log, sizeof(log), "%s/controller-startup-%zu-%d.log", e->cluster_dir, tasks, r);
+        snprintf(log, sizeof(log), "%s/controller-startup-%zu-%d.log", e->out_dir, tasks, r);
         bench_ctrl c;
         bench_ctrl_start(e, ns, 4, log, NULL, &c);
         int64_t ready = 0;

@@ -86,7 +86,7 @@ int main(int argc, char **argv)
            (double)(ait_time_now_ns() - c0) / 1e9, errs);
     bench_watch *wc = bench_watch_start(&e, &AIT_GVR_PODS, ns_c, n);
     char log[512];
-    snprintf(log, sizeof(log), "%s/controller-throughput.log", e.cluster_dir);
+    snprintf(log, sizeof(log), "%s/controller-throughput.log", e.out_dir);
     bench_ctrl c;
     bench_ctrl_start(&e, ns_c, conc, log, NULL, &c);
     int64_t ready = 0;

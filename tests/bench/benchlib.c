@@ -41,6 +41,7 @@ void bench_env_init(bench_env *e)
     e->kubeconfig = getenv("KUBECONFIG");
     e->cluster_dir = getenv("AIT_CLUSTER_DIR");
     e->controller_bin = getenv("AIT_CONTROLLER");
+    e->out_dir = getenv("AIT_BENCH_OUT") ? getenv("AIT_BENCH_OUT") : e->cluster_dir;
     if (e->kubeconfig == NULL || e->cluster_dir == NULL || e->controller_bin == NULL) {
         die("environment", "KUBECONFIG, AIT_CLUSTER_DIR and AIT_CONTROLLER must be set "
                            "(hack/bench.sh sets them)");
@@ -54,7 +55,7 @@ void bench_env_init(bench_env *e)
         die("rest client", err.msg);
     }
     /* The benchmarks measure the controller, not the start limits of the config (0 = none). */
-    snprintf(e->config_path, sizeof(e->config_path), "%s/bench-controller.yaml", e->cluster_dir);
+    snprintf(e->config_path, sizeof(e->config_path), "%s/bench-controller.yaml", e->out_dir);
     FILE *f = fopen(e->config_path, "w");
     if (f == NULL) {
         die("writing the controller config", strerror(errno));
@@ -82,7 +83,8 @@ char *bench_namespace_new(bench_env *e, const char *prefix)
         die("urandom", "read failed");
     }
     fclose(f);
-    char *ns = ait_asprintf("%s-%08x", prefix, r);
+    const char *pre = getenv("AIT_BENCH_NS_PREFIX");
+    char *ns = ait_asprintf("%s%s-%08x", pre ? pre : "", prefix, r);
     json_object *o = json_object_new_object();
     json_object_object_add(o, "apiVersion", json_object_new_string("v1"));
     json_object_object_add(o, "kind", json_object_new_string("Namespace"));

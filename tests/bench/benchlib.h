@@ -24,16 +24,18 @@ typedef struct bench_env {
     const char *cluster_dir;
     const char *controller_bin;
     const char *kubeconfig;
+    const char *out_dir;   /* logs, profiles, config: $AIT_BENCH_OUT, else the cluster dir */
     char config_path[256]; /* the controller config the benchmarks pass with --config */
 } bench_env;
 
-/* From $KUBECONFIG, $AIT_CLUSTER_DIR and $AIT_CONTROLLER (the aitask-controller binary). Exits
- * the process with a message when something is missing. */
+/* From $KUBECONFIG, $AIT_CLUSTER_DIR and $AIT_CONTROLLER (the aitask-controller binary);
+ * $AIT_BENCH_OUT (optional) is where logs and profiles go. Exits the process with a message
+ * when something is missing. */
 void bench_env_init(bench_env *e);
 void bench_env_clear(bench_env *e);
 
-/* Creates a fresh namespace "<prefix>-<random>" with Pod Security "restricted" enforced.
- * Returns owned (free with ait_free). Exits on failure. */
+/* Creates a fresh namespace "$AIT_BENCH_NS_PREFIX<prefix>-<random>" with Pod Security "restricted"
+ * enforced. Returns owned (free with ait_free). Exits on failure. */
 char *bench_namespace_new(bench_env *e, const char *prefix);
 
 /* The AITask t-<i> in ns (python, tiny code). Returns owned. */
