@@ -74,7 +74,7 @@ kinds() { python3 -c 'import sys, yaml
 docs = [d for d in yaml.safe_load_all(open(sys.argv[1])) if d]
 print(" ".join(sorted(d["kind"] + "/" + d["metadata"].get("namespace", "-") for d in docs)))' "$1"; }
 check "watchNamespace: a Role in the watched namespace, no controller ClusterRole" \
-    test "$(kinds "$T_TMP/scoped.yaml")" = "ClusterRole/- ClusterRole/- ConfigMap/$relns2 ConfigMap/$relns2 Deployment/$relns2 Role/$relns2 Role/$watchns RoleBinding/$relns2 RoleBinding/$watchns Service/$relns2 ServiceAccount/$relns2"
+    test "$(kinds "$T_TMP/scoped.yaml")" = "ClusterRole/- ClusterRole/- ConfigMap/$relns2 ConfigMap/$relns2 Deployment/$relns2 PodDisruptionBudget/$relns2 Role/$relns2 Role/$watchns RoleBinding/$relns2 RoleBinding/$watchns Service/$relns2 ServiceAccount/$relns2"
 
 # Monitoring on: the Prometheus Operator CRDs are not in this cluster, so the built-in kinds go
 # through --dry-run=client and the ServiceMonitor/PrometheusRule are checked as objects here.
@@ -133,7 +133,7 @@ check "helm status: deployed" test "$(helm status "$rel" -n "$relns" -o json | j
 check "the AITask CRD is established" \
     kubectl wait --for=condition=Established crd/aitasks.aitask.dev --timeout=30s
 for obj in "serviceaccount/$full" "configmap/$full-config" "configmap/$full-dashboard" \
-    "deployment/$full" "service/$full-metrics" "role/$full-leader-election" \
+    "deployment/$full" "service/$full-metrics" "poddisruptionbudget/$full" "role/$full-leader-election" \
     "rolebinding/$full-leader-election"; do
     check "installed: $obj in $relns" kubectl get -n "$relns" "$obj"
 done
@@ -143,8 +143,8 @@ for obj in "clusterrole/$full-controller" "clusterrolebinding/$full-controller" 
 done
 check "installed (scoped): role and rolebinding in the watched namespace" \
     kubectl get -n "$watchns" "role/$full2-controller" "rolebinding/$full2-controller"
-check "installed (scoped): no controller ClusterRole" \
-    test "$(kubectl get clusterrole "$full2-controller" -o name 2>/dev/null)" = ""
+check "installed (scoped): no controller ClusterRole; one replica, so no PodDisruptionBudget" \
+    test "$(kubectl get clusterrole "$full2-controller" -o name 2>/dev/null)$(kubectl get pdb -n "$relns2" -o name)" = ""
 dep=$(kubectl get deployment -n "$relns" "$full" -o json)
 # The pod template under "restricted" enforcement: a Pod made from it is admitted (dry run).
 python3 - "$T_TMP/default.yaml" >"$T_TMP/pod.yaml" <<'PY'
