@@ -5,6 +5,7 @@
 #   docker build -t aitask-operator:0.1.0 .
 
 FROM debian:bookworm-slim AS build
+ARG DEBIAN_FRONTEND=noninteractive
 RUN apt-get update \
  && apt-get install -y --no-install-recommends \
         build-essential cmake ninja-build pkg-config ca-certificates \
@@ -20,6 +21,7 @@ RUN cmake -S . -B build -G Ninja -DCMAKE_BUILD_TYPE=Release -DAIT_TESTS=OFF \
  && strip build/aitask-controller build/aitaskctl
 
 FROM debian:bookworm-slim
+ARG DEBIAN_FRONTEND=noninteractive
 RUN apt-get update \
  && apt-get install -y --no-install-recommends \
         libcurl4 libjson-c5 libyaml-0-2 libssl3 libmicrohttpd12 ca-certificates \
