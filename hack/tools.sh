@@ -59,6 +59,8 @@ build_bao() {
     fi
 }
 
+build_otelcol() { build_tool otelcol "$AIT_OTELCOL_VERSION" otelcol . otelcol; }
+
 mkdir -p "$AIT_BIN"
 case "${1:-all}" in
     bindir) echo "$AIT_BIN" ;;
@@ -67,6 +69,7 @@ case "${1:-all}" in
     helm) build_helm ;;
     kwok) build_kwok ;;
     bao) build_bao ;;
+    otelcol) build_otelcol ;;
     all) build_etcd; build_kube; build_helm; build_bao ;;
     *) echo "usage: $0 [all|kube|etcd|helm|kwok|bao|bindir]" >&2; exit 2 ;;
 esac
