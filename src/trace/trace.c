@@ -83,6 +83,7 @@ struct ait_span {
 typedef struct curl_transport {
     CURL *curl;
     char *ca_file;
+    struct ait_tracer *tracer; /* for the shutdown deadline */
 } curl_transport;
 
 struct ait_tracer {
@@ -515,6 +516,18 @@ static size_t curl_write_cb(char *p, size_t size, size_t n, void *ud)
     return size * n;
 }
 
+/* Aborts a transfer still running when a shutdown deadline has passed, so shutdown keeps its
+ * timeout even with a long per-request timeout. */
+static int curl_progress_cb(void *ud, curl_off_t dt, curl_off_t dn, curl_off_t ut, curl_off_t un)
+{
+    (void)dt, (void)dn, (void)ut, (void)un;
+    ait_tracer *t = ud;
+    pthread_mutex_lock(&t->mu);
+    int late = t->stopping && mono_now() >= t->stop_deadline;
+    pthread_mutex_unlock(&t->mu);
+    return late;
+}
+
 static ait_status curl_post(void *ctx, const char *url, const char *const *headers,
                             const char *body, size_t len, int64_t timeout_ms, long *http_status,
                             ait_buf *resp, int64_t *retry_after_ms)
@@ -550,6 +563,9 @@ static ait_status curl_post(void *ctx, const char *url, const char *const *heade
     if (ct->ca_file != NULL) {
         curl_easy_setopt(c, CURLOPT_CAINFO, ct->ca_file);
     }
+    curl_easy_setopt(c, CURLOPT_NOPROGRESS, 0L);
+    curl_easy_setopt(c, CURLOPT_XFERINFOFUNCTION, curl_progress_cb);
+    curl_easy_setopt(c, CURLOPT_XFERINFODATA, ct->tracer);
     CURLcode rc = curl_easy_perform(c);
     curl_slist_free_all(hl);
     if (rc == CURLE_OPERATION_TIMEDOUT) {
@@ -1319,6 +1335,7 @@ ait_status ait_tracer_new_from_env(const ait_trace_options *opts, ait_tracer **o
         t->transport = *opts->transport;
     } else {
         pthread_once(&curl_once, curl_global);
+        t->curl.tracer = t;
         t->transport.ctx = &t->curl;
         t->transport.post = curl_post;
     }

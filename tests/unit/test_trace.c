@@ -781,6 +781,44 @@ static void test_curl_connection_refused(void **state)
     clear_env();
 }
 
+/* A loopback listener that never answers (the kernel completes the handshake, nobody reads): a
+ * shutdown with a short timeout must not wait for the 10 s request timeout. */
+static void test_curl_shutdown_cuts_request(void **state)
+{
+    (void)state;
+    clear_env();
+    int fd = socket(AF_INET, SOCK_STREAM, 0);
+    assert_true(fd >= 0);
+    struct sockaddr_in a = {0};
+    a.sin_family = AF_INET;
+    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    assert_int_equal(bind(fd, (struct sockaddr *)&a, sizeof(a)), 0);
+    assert_int_equal(listen(fd, 4), 0);
+    socklen_t al = sizeof(a);
+    assert_int_equal(getsockname(fd, (struct sockaddr *)&a, &al), 0);
+    char url[64];
+    snprintf(url, sizeof(url), "http://127.0.0.1:%d", ntohs(a.sin_port));
+    setenv("OTEL_EXPORTER_OTLP_ENDPOINT", url, 1);
+    _Atomic uint64_t dropped = 0;
+    ait_trace_options o = {0};
+    o.on_drop = drop_cb;
+    o.on_drop_ctx = &dropped;
+    o.export_timeout_ms = 10000;
+    o.interval_ms = 60000;
+    ait_tracer *t = NULL;
+    assert_int_equal(ait_tracer_new_from_env(&o, &t, NULL), AIT_OK);
+    ait_span_end(ait_span_start(t, "hung", AIT_SPAN_KIND_INTERNAL, NULL));
+    assert_int_equal(ait_tracer_flush(t, 300), AIT_ERR_TIMEOUT); /* the request hangs */
+    int64_t t0 = ait_time_mono_ns();
+    ait_tracer_shutdown(t, 300);
+    int64_t took = (ait_time_mono_ns() - t0) / AIT_NS_PER_MS;
+    assert_in_range(took, 0, 3000);
+    assert_int_equal(atomic_load(&dropped), 1);
+    ait_tracer_free(t);
+    close(fd);
+    clear_env();
+}
+
 static void test_shutdown_flushes_and_times_out(void **state)
 {
     (void)state;
@@ -953,6 +991,7 @@ int main(void)
         cmocka_unit_test(test_queue_bound_and_drops),
         cmocka_unit_test(test_retries),
         cmocka_unit_test(test_curl_connection_refused),
+        cmocka_unit_test(test_curl_shutdown_cuts_request),
         cmocka_unit_test(test_shutdown_flushes_and_times_out),
         cmocka_unit_test(test_interval_export),
         cmocka_unit_test(test_traceparent),
