@@ -23,7 +23,7 @@ int main(int argc, char **argv)
     bench_env_init(&e);
     bench_print_machine();
     char *ns = bench_namespace_new(&e, "bench-mem");
-    size_t levels[3] = {0, n < 1000 ? n / 2 : 1000, n};
+    size_t levels[3] = {0, n <= 1000 ? n / 2 : 1000, n};
     long rss[3] = {0}, hwm[3] = {0};
     size_t have = 0;
     for (int l = 0; l < 3; l++) {

@@ -38,6 +38,7 @@ static void die(const char *what, const char *msg)
 void bench_env_init(bench_env *e)
 {
     memset(e, 0, sizeof(*e));
+    setvbuf(stdout, NULL, _IOLBF, 0); /* figures appear as they are measured, even in a pipe */
     e->kubeconfig = getenv("KUBECONFIG");
     e->cluster_dir = getenv("AIT_CLUSTER_DIR");
     e->controller_bin = getenv("AIT_CONTROLLER");
@@ -760,7 +761,8 @@ double bench_ctrl_settle(const bench_ctrl *c, int64_t quiet_ns, int64_t deadline
         } else if (ait_time_now_ns() - since >= quiet_ns) {
             break;
         }
-        ait_time_sleep_ns(200 * AIT_NS_PER_MS);
+        /* Each poll is a /metrics scrape the controller pays for: keep them rare. */
+        ait_time_sleep_ns(AIT_NS_PER_S);
     }
     return last;
 }
