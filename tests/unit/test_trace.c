@@ -934,7 +934,9 @@ static void test_traceparent(void **state)
         memcpy(in.span_id, out.span_id, sizeof(in.span_id));
         assert_int_equal(ait_traceparent_format(&in, buf, sizeof(buf)), AIT_OK);
         assert_int_equal(ait_traceparent_parse(buf, &out), AIT_OK);
-        assert_memory_equal(&in, &out, sizeof(in));
+        assert_string_equal(in.trace_id, out.trace_id);
+        assert_string_equal(in.span_id, out.span_id);
+        assert_int_equal(in.sampled, out.sampled);
     }
     ait_span_ctx empty = {{0}, {0}, 1};
     assert_int_equal(ait_traceparent_format(&empty, buf, sizeof(buf)), AIT_ERR_INVALID);
