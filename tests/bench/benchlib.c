@@ -389,6 +389,26 @@ static void bare_events_init(void)
     }
 }
 
+/* ait_pod_build() puts json_object_get() references to the shared controller config's resource
+ * values into the pod, and json-c reference counts are not atomic: building and freeing pods on
+ * several threads corrupts the heap (found by this benchmark under ASan; reported). The pod is
+ * therefore built and deep-copied under a lock, so each thread owns a private tree. */
+static pthread_mutex_t pod_build_mu = PTHREAD_MUTEX_INITIALIZER;
+
+static json_object *private_pod(json_object *task, const ait_task_spec *spec,
+                                const ait_controller_config *cfg, ait_error *err)
+{
+    pthread_mutex_lock(&pod_build_mu);
+    json_object *shared = ait_pod_build(task, spec, cfg, 1, NULL, err);
+    json_object *pod = NULL;
+    if (shared != NULL && json_object_deep_copy(shared, &pod, NULL) != 0) {
+        pod = NULL;
+    }
+    json_object_put(shared);
+    pthread_mutex_unlock(&pod_build_mu);
+    return pod;
+}
+
 ait_status bench_bare_task(bench_env *e, ait_rest *rest, json_object *listed, int with_event,
                            ait_error *err)
 {
@@ -414,7 +434,7 @@ ait_status bench_bare_task(bench_env *e, ait_rest *rest, json_object *listed, in
     const ait_runtime_cfg *rt = ait_controller_config_runtime(e->ccfg, spec.runtime);
     np = ait_netpol_build(task);
     cm = ait_code_configmap_build(task, 1, rt ? rt->file : "main", spec.code, NULL);
-    pod = ait_pod_build(task, &spec, e->ccfg, 1, NULL, err);
+    pod = private_pod(task, &spec, e->ccfg, err);
     if (pod == NULL) {
         st = AIT_ERR_INVALID;
         goto out;
