@@ -506,7 +506,10 @@ ait_status ait_manager_new(const ait_options *opts, ait_manager **out, ait_error
     m->m = ait_metrics_std_new(m->registry);
     const char *h = strstr(m->kcfg->server, "://");
     snprintf(m->host, sizeof(m->host), "%s", h ? h + 3 : m->kcfg->server);
-    ait_rest_options ro = {.qps = 50, .burst = 100, .observe = rest_observe, .observe_ctx = m};
+    ait_rest_options ro = {.qps = opts->kube_api_qps,
+                           .burst = opts->kube_api_burst,
+                           .observe = rest_observe,
+                           .observe_ctx = m};
     if ((st = ait_rest_new(m->kcfg, &ro, &m->rest, err)) != AIT_OK) {
         goto fail;
     }

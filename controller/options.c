@@ -18,6 +18,8 @@ enum {
     OPT_LEASE_NS,
     OPT_METRICS,
     OPT_PROBE,
+    OPT_QPS,
+    OPT_BURST,
 };
 
 static int parse_int(const char *s, int lo, int hi, int *out)
@@ -68,6 +70,9 @@ void ait_options_usage(const char *prog, void *fp)
             ":8080)\n"
             "  --health-probe-bind-address ADDR  /healthz and /readyz address, \"0\" disables "
             "(default :8081)\n"
+            "  --kube-api-qps N                  client-side API request rate, 0 disables (default "
+            "100)\n"
+            "  --kube-api-burst N                burst of that limit (default 200)\n"
             "  -v, --v N                         log verbosity, 0..10 (default 0)\n"
             "  -h, --help                        print this help and exit\n"
             "      --version                     print the version and exit\n",
@@ -81,6 +86,8 @@ ait_status ait_options_parse(int argc, char **argv, ait_options *opts, ait_error
     opts->lease_name = "aitask-operator-leader";
     opts->metrics_addr = ":8080";
     opts->probe_addr = ":8081";
+    opts->kube_api_qps = 100;
+    opts->kube_api_burst = 200;
     static const struct option longopts[] = {
         {"kubeconfig", required_argument, NULL, OPT_KUBECONFIG},
         {"config", required_argument, NULL, OPT_CONFIG},
@@ -91,6 +98,8 @@ ait_status ait_options_parse(int argc, char **argv, ait_options *opts, ait_error
         {"leader-election-namespace", required_argument, NULL, OPT_LEASE_NS},
         {"metrics-bind-address", required_argument, NULL, OPT_METRICS},
         {"health-probe-bind-address", required_argument, NULL, OPT_PROBE},
+        {"kube-api-qps", required_argument, NULL, OPT_QPS},
+        {"kube-api-burst", required_argument, NULL, OPT_BURST},
         {"v", required_argument, NULL, 'v'},
         {"help", no_argument, NULL, 'h'},
         {"version", no_argument, NULL, 'V'},
@@ -133,6 +142,22 @@ ait_status ait_options_parse(int argc, char **argv, ait_options *opts, ait_error
             break;
         case OPT_PROBE:
             opts->probe_addr = optarg;
+            break;
+        case OPT_QPS: {
+            int q = 0;
+            if (parse_int(optarg, 0, 100000, &q) != 0) {
+                return ait_error_set(err, AIT_ERR_INVALID,
+                                     "--kube-api-qps %s: want an integer from 0 to 100000", optarg);
+            }
+            opts->kube_api_qps = q;
+            break;
+        }
+        case OPT_BURST:
+            if (parse_int(optarg, 1, 100000, &opts->kube_api_burst) != 0) {
+                return ait_error_set(err, AIT_ERR_INVALID,
+                                     "--kube-api-burst %s: want an integer from 1 to 100000",
+                                     optarg);
+            }
             break;
         case 'v':
             if (parse_int(optarg, 0, 10, &opts->verbosity) != 0) {

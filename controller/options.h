@@ -16,6 +16,8 @@ typedef struct ait_options {
     const char *lease_namespace; /* --leader-election-namespace */
     const char *metrics_addr;    /* --metrics-bind-address, "0" disables */
     const char *probe_addr;      /* --health-probe-bind-address, "0" disables */
+    double kube_api_qps;         /* --kube-api-qps: client-side limit, 0 = off */
+    int kube_api_burst;          /* --kube-api-burst */
     int verbosity;               /* -v */
     int help;
     int version;

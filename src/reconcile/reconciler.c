@@ -491,26 +491,12 @@ static ait_status start_attempt(ait_reconciler *r, json_object *task, json_objec
                                 json_object *heal, int64_t *requeue, ait_error *err)
 {
     ait_status st = AIT_OK;
-    json_object *pod = NULL;
-    if (!spec->network_access) {
-        json_object *np = ait_netpol_build(task);
-        st = ensure_created(r, &AIT_GVR_NETWORKPOLICIES, task, np, err);
-        json_object_put(np);
-        if (st != AIT_OK) {
-            return st;
-        }
-    }
-    json_object *cm = ait_code_configmap_build(task, n, code_file(r, spec), code, heal);
-    st = ensure_created(r, &AIT_GVR_CONFIGMAPS, task, cm, err);
-    json_object_put(cm);
-    if (st != AIT_OK) {
-        return st;
-    }
-    ait_failpoint("after-configmap");
-    pod = ait_pod_build(task, spec, r->d.config, n, NULL, err);
+    json_object *pod = ait_pod_build(task, spec, r->d.config, n, NULL, err);
     if (pod == NULL) {
         return AIT_ERR_INVALID;
     }
+    /* Admission first: a task that must wait creates nothing, so a long queue costs no API
+     * calls beyond its status. */
     int admitted = 0;
     if (r->d.admission != NULL) {
         json_object *seen = cached(r, AIT_CACHE_POD, ait_obj_namespace(task), ait_obj_name(pod));
@@ -556,6 +542,22 @@ static ait_status start_attempt(ait_reconciler *r, json_object *task, json_objec
         }
         json_object_object_del(status, "queue");
     }
+    if (!spec->network_access) {
+        json_object *np = ait_netpol_build(task);
+        st = ensure_created(r, &AIT_GVR_NETWORKPOLICIES, task, np, err);
+        json_object_put(np);
+        if (st != AIT_OK) {
+            goto release;
+        }
+    }
+    json_object *cm = ait_code_configmap_build(task, n, code_file(r, spec), code, heal);
+    st = ensure_created(r, &AIT_GVR_CONFIGMAPS, task, cm, err);
+    json_object_put(cm);
+    if (st != AIT_OK) {
+        goto release;
+    }
+    ait_failpoint("after-configmap");
+
     char sha[65];
     ait_audit_sha256_hex(code, strlen(code), sha);
     json_object *details = json_object_new_object();
@@ -564,12 +566,9 @@ static ait_status start_attempt(ait_reconciler *r, json_object *task, json_objec
     st = audit(r, task, status, "attempt.start", n, details);
     json_object_put(details);
     if (st != AIT_OK) {
-        if (admitted) {
-            ait_admission_release(r->d.admission, ait_obj_namespace(task), ait_obj_name(task));
-        }
-        json_object_put(pod);
         *requeue = AUDIT_RETRY_NS;
-        return AIT_OK; /* no pod starts without its audit entry */
+        st = AIT_OK; /* no pod starts without its audit entry; the status says why */
+        goto release;
     }
     st = ensure_created(r, &AIT_GVR_PODS, task, pod, err);
     if (admitted) {
@@ -620,6 +619,12 @@ static ait_status start_attempt(ait_reconciler *r, json_object *task, json_objec
     emit(r, task, "Normal", "AttemptStarted", "Run", note);
     json_object_put(pod);
     return AIT_OK;
+release:
+    if (admitted) {
+        ait_admission_release(r->d.admission, ait_obj_namespace(task), ait_obj_name(task));
+    }
+    json_object_put(pod);
+    return st;
 }
 
 /* Adds the heal's cost to status.costUSD. */

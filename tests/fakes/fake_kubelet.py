@@ -142,6 +142,8 @@ class Kubelet:
             self.patch_status(ns, name, {
                 "phase": "Running", "startTime": started,
                 "containerStatuses": self.container_status(pod, {"running": {"startedAt": started}})})
+            if getattr(self, "hold", 0) > 0:
+                time.sleep(self.hold)
             outcome = pod["metadata"].get("annotations", {}).get("aitask.dev/fake-outcome")
             if outcome == "deadline":
                 code, reason, msg = None, "DeadlineExceeded", ""
@@ -198,10 +200,13 @@ def main():
     ap.add_argument("--mode", choices=["run", "succeed", "fail"], default="run")
     ap.add_argument("--parallel", type=int, default=4)
     ap.add_argument("--interval", type=float, default=0.2)
+    ap.add_argument("--hold", type=float, default=0.0,
+                    help="seconds a container 'runs' before its outcome (succeed/fail modes)")
     a = ap.parse_args()
     if not a.cluster_dir:
         ap.error("--cluster-dir or AIT_CLUSTER_DIR is required")
     k = Kubelet(Api(a.cluster_dir), a.namespace or [""], a.mode, a.parallel)
+    k.hold = a.hold
     signal.signal(signal.SIGTERM, lambda *_: setattr(k, "stop", True))
     signal.signal(signal.SIGINT, lambda *_: setattr(k, "stop", True))
     k.loop(a.interval)
