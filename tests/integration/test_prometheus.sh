@@ -71,6 +71,13 @@ check "every rule of the chart evaluates without error" \
     wait_for 10 bash -c "curl -sf '$PROMETHEUS_URL/api/v1/rules' |
         jq -e '[.data.groups[].rules[] | select(.health != \"ok\")] | length == 0' >/dev/null"
 
+# ---- before any task: the outcome series exist at 0 so that rate() sees their first increase
+curl -sf "http://127.0.0.1:$mport/metrics" >"$T_TMP/scrape0.txt"
+for series in 'aitask_tasks_total{outcome="succeeded"}' 'aitask_tasks_total{outcome="failed"}' \
+    'aitask_attempts_total{outcome="succeeded"}' 'aitask_attempts_total{outcome="failed"}'; do
+    check "before any task $series is exported at 0" grep -qxF "$series 0" "$T_TMP/scrape0.txt"
+done
+
 # ---- three tasks that succeed and one that fails without healing (maxAttempts 1)
 for i in 1 2 3; do
     cat <<Y
@@ -119,10 +126,14 @@ for m in controller_runtime_reconcile_total workqueue_adds_total rest_client_req
 done
 check 'a reconcile succeeded (controller_runtime_reconcile_total{result="success"} > 0)' \
     q_gt0 'sum(controller_runtime_reconcile_total{job=~".*aitask.*",result="success"})'
-check 'the chart recording rule aitask:slo_task_success_errors:ratio_rate1h is a ratio in [0,1]' \
+# 1 failed of 4 finished: the chart's task-success error ratio must read 0.25. rate() only sees
+# increments after a series' first sample, so this needs every outcome exported at 0 from the
+# start (checked above), as client_golang users do by touching each known label value.
+check 'the chart recording rule aitask:slo_task_success_errors:ratio_rate1h reads 1/4 = 0.25' \
     wait_for 15 bash -c "v=\$(curl -sf --get '$PROMETHEUS_URL/api/v1/query' \
         --data-urlencode 'query=aitask:slo_task_success_errors:ratio_rate1h' |
-        jq -r '.data.result[0].value[1] // empty'); [[ -n \$v ]] && awk -v v=\$v 'BEGIN { exit !(v >= 0 && v <= 1) }'"
+        jq -r '.data.result[0].value[1] // empty'); awk -v v=\"\$v\" 'BEGIN { exit !(v != \"\" && v > 0.24 && v < 0.26) }'"
+echo "    aitask:slo_task_success_errors:ratio_rate1h = '$(q 'aitask:slo_task_success_errors:ratio_rate1h')'"
 
 # ---- the exposition format itself
 curl -sf "http://127.0.0.1:$mport/metrics" >"$T_TMP/scrape.txt"
