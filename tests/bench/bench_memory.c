@@ -62,11 +62,16 @@ int main(int argc, char **argv)
             bench_ctrl_settle(&c, 3 * AIT_NS_PER_S, ait_time_now_ns() + 300 * AIT_NS_PER_S);
         }
         bench_ctrl_stop(&c);
-        printf("massif (%zu tasks cached), the peak snapshot's heap tree:\n", have);
+        printf("massif (%zu tasks cached): the peak snapshot (heap bytes, then the allocation "
+               "tree):\n",
+               have);
         fflush(stdout);
         snprintf(cmd, sizeof(cmd),
-                 "ms_print --threshold=2.0 '%s' | awk '/\\(peak\\)/{p=1} p&&n<70{print; n++}' | "
-                 "cut -c1-200",
+                 "ms_print --threshold=2.0 '%s' | awk '/Detailed snapshots:/{s=$0; sub(/ "
+                 "\\(peak\\).*/, \"\", s); "
+                 "k=split(s, a, /[^0-9]+/); pk=a[k]} pk!=\"\" && $1==pk && NF>=5 {p=1} "
+                 "p&&c<60{print; c++}' "
+                 "| cut -c1-200",
                  out);
         if (system(cmd) != 0) {
             printf("  (ms_print failed)\n");
