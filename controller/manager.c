@@ -31,6 +31,7 @@
 #include "reconcile/healer.h"
 #include "reconcile/pod.h"
 #include "reconcile/reconciler.h"
+#include "reconcile/secrets.h"
 
 #define CONTROLLER_NAME "aitask"
 #define MAX_WORKERS 256
@@ -51,6 +52,7 @@ struct ait_manager {
     ait_reconciler *reconciler;
     ait_auditor *auditor; /* NULL without an audit section */
     ait_healer *healer;   /* NULL without providers: healing disabled */
+    ait_secrets *secrets; /* Vault (task secretRefs, provider keys) */
     ait_admission *admission;
     /* Non-terminal owned pods, maintained by the pods informer's handlers (the admission
      * module's running count): running_pods maps "ns/name" -> ns, ns_counts ns -> count. */
@@ -529,7 +531,12 @@ ait_status ait_manager_new(const ait_options *opts, ait_manager **out, ait_error
     if ((st = ait_auditor_new(m->config, m->identity, m->m, &m->auditor, err)) != AIT_OK) {
         goto fail;
     }
-    ait_heal_key_source keys = {0};
+    ait_reconcile_queue rq = {m, queue_add, queue_add_after};
+    if ((st = ait_secrets_new(m->config, m->rest, m->auditor, m->m, rq, &m->secrets, err)) !=
+        AIT_OK) {
+        goto fail;
+    }
+    ait_heal_key_source keys = ait_secrets_key_source(m->secrets);
     ait_healer_audit haudit = {m->auditor, m->auditor ? record_heal : NULL};
     if ((st = ait_healer_new(m->config, m->m, keys, ait_auditor_budget(m->auditor), haudit,
                              &m->healer, err)) != AIT_OK) {
@@ -563,6 +570,7 @@ ait_status ait_manager_new(const ait_options *opts, ait_manager **out, ait_error
         .audit = ait_auditor_seam(m->auditor),
         .admission = m->admission,
         .metrics = m->m,
+        .secrets = ait_secrets_seam(m->secrets),
     };
     m->reconciler = ait_reconciler_new(&deps);
     if (opts->leader_elect) {
@@ -655,6 +663,7 @@ void ait_manager_stop(ait_manager *m)
     ait_metrics_http_free(m->http);
     /* The heal pool calls into the reconciler: stop it first. */
     ait_healer_free(m->healer);
+    ait_secrets_free(m->secrets);
     ait_reconciler_free(m->reconciler);
     ait_auditor_free(m->auditor);
     ait_admission_free(m->admission);

@@ -290,6 +290,35 @@ ait_status ait_auditor_record_heal(ait_auditor *a, const ait_heal_job *job,
     return st;
 }
 
+ait_status ait_auditor_record_secret(ait_auditor *a, const char *ns, const char *name,
+                                     const char *uid, const char *path, int64_t version,
+                                     int from_cache, int attempt, ait_error *err)
+{
+    const char *chain_uid = uid ? uid : "provider-keys";
+    pthread_mutex_lock(&a->mu);
+    head_entry *h = NULL;
+    ait_status st = head_of(a, chain_uid, &h, err);
+    if (st == AIT_OK) {
+        json_object *d = json_object_new_object();
+        json_object_object_add(d, "attempt", json_object_new_int(attempt));
+        json_object_object_add(d, "path", json_object_new_string(path));
+        json_object_object_add(d, "version", json_object_new_int64(version));
+        json_object_object_add(d, "fromCache", json_object_new_boolean(from_cache));
+        ait_audit_entry e = {
+            .action = AIT_AUDIT_SECRET_READ,
+            .namespace_ = ns ? ns : "",
+            .name = name ? name : "",
+            .uid = chain_uid,
+            .actor = a->actor,
+            .details = d,
+        };
+        st = append_locked(a, h, &e, attempt, err);
+        json_object_put(d);
+    }
+    pthread_mutex_unlock(&a->mu);
+    return st;
+}
+
 /* ---- the ledger as the heal engine's budget ---- */
 
 static ait_status reserve(void *ctx, const char *provider, int64_t estimate, void **handle)

@@ -34,6 +34,13 @@ ait_status ait_auditor_record_heal(ait_auditor *a, const ait_heal_job *job,
                                    const ait_heal_result *res, int64_t *seq,
                                    ait_error *err) AIT_WUR;
 
+/* Appends a secret.read entry (path, version, whether it came from the cache; never the value)
+ * to the chain of task uid, or to the controller's "provider-keys" chain when uid is NULL.
+ * Never deduplicated: every access is an entry. */
+ait_status ait_auditor_record_secret(ait_auditor *a, const char *ns, const char *name,
+                                     const char *uid, const char *path, int64_t version,
+                                     int from_cache, int attempt, ait_error *err) AIT_WUR;
+
 /* The heal engine's budget seam on the ledger (daily and monthly budgets of the config). */
 ait_heal_budget ait_auditor_budget(ait_auditor *a);
 

@@ -491,11 +491,53 @@ static ait_status start_attempt(ait_reconciler *r, json_object *task, json_objec
                                 json_object *heal, int64_t *requeue, ait_error *err)
 {
     ait_status st = AIT_OK;
-    json_object *pod = ait_pod_build(task, spec, r->d.config, n, NULL, err);
+    int64_t gen = ait_obj_generation(task);
+    char *secret_name = NULL;
+    if (spec->n_secret_refs > 0) {
+        secret_name = ait_asprintf("%s-a%d-env", ait_obj_name(task), n);
+        if (r->d.secrets.ensure == NULL) {
+            const char *m = "spec.secretRefs needs Vault, and the controller has no vault.address "
+                            "configured";
+            ait_condition_set(status, "SecretsReady", "False", "VaultNotConfigured", m, gen,
+                              now_ns(r));
+            fail_task(r, task, status, "VaultNotConfigured", m);
+            ait_free(secret_name);
+            return AIT_OK;
+        }
+        /* Resolved off this worker; the pool requeues the task when the Secret exists. */
+        ait_error serr = {0};
+        st = r->d.secrets.ensure(r->d.secrets.ctx, task, n, secret_name, &serr);
+        if (st == AIT_ERR_RETRY) {
+            if (!ait_condition_get(status, "SecretsReady")) {
+                ait_condition_set(status, "SecretsReady", "Unknown", "Resolving", serr.msg, gen,
+                                  now_ns(r));
+            }
+            set_phase(status, AIT_PHASE_PENDING);
+            ait_free(secret_name);
+            return AIT_OK;
+        }
+        if (st != AIT_OK) {
+            const char *reason = st == AIT_ERR_FORBIDDEN   ? "SecretAccessDenied"
+                                 : st == AIT_ERR_NOT_FOUND ? "SecretNotFound"
+                                 : st == AIT_ERR_CONFLICT  ? "SecretConflict"
+                                                           : "VaultUnavailable";
+            ait_condition_set(status, "SecretsReady", "False", reason, serr.msg, gen, now_ns(r));
+            set_phase(status, AIT_PHASE_PENDING);
+            emit(r, task, "Warning", reason, "ResolveSecrets", serr.msg);
+            /* Kept queued and retried: a denied path or a missing key can be fixed in Vault. */
+            *requeue = 10 * AIT_NS_PER_S;
+            ait_free(secret_name);
+            return AIT_OK;
+        }
+        ait_condition_set(status, "SecretsReady", "True", "Resolved",
+                          "secretRefs resolved from Vault", gen, now_ns(r));
+    }
+    json_object *pod = ait_pod_build(task, spec, r->d.config, n, secret_name, err);
+    ait_free(secret_name);
     if (pod == NULL) {
         return AIT_ERR_INVALID;
     }
-    /* Admission first: a task that must wait creates nothing, so a long queue costs no API
+    /* Admission next: a task that must wait creates nothing more, so a long queue costs no API
      * calls beyond its status. */
     int admitted = 0;
     if (r->d.admission != NULL) {
@@ -608,7 +650,6 @@ static ait_status start_attempt(ait_reconciler *r, json_object *task, json_objec
     }
     json_object_array_add(ait_status_attempts(status), a);
     set_phase(status, AIT_PHASE_RUNNING);
-    int64_t gen = ait_obj_generation(task);
     ait_condition_set(status, "Succeeded", "Unknown", "Running", "attempt running", gen, now_ns(r));
     if (ait_condition_get(status, "Healing") != NULL) {
         ait_condition_set(status, "Healing", "False", "HealApplied", "running the healed code", gen,
@@ -806,6 +847,19 @@ static ait_status observe_attempt(ait_reconciler *r, json_object *task, json_obj
         return AIT_OK;
     }
     int index = (int)ait_json_int(last, "index", 0);
+    if (ait_json_array(task, "spec.secretRefs") != NULL) {
+        /* The attempt's ephemeral Secret ends with it. */
+        char *sn = ait_asprintf("%s-a%d-env", ait_obj_name(task), index);
+        ait_error derr = {0};
+        ait_status dst = ait_rest_delete(r->d.rest, &AIT_GVR_SECRETS, ns, sn, NULL, &derr);
+        if (dst != AIT_OK && dst != AIT_ERR_NOT_FOUND) {
+            ait_free(sn);
+            json_object_put(pod);
+            *err = derr;
+            return dst;
+        }
+        ait_free(sn);
+    }
     json_object *details = json_object_new_object();
     json_object_object_add(details, "exitCode", json_object_new_int64(o.exit_code));
     json_object_object_add(details, "reason", json_object_new_string(o.reason));

@@ -100,17 +100,28 @@ typedef struct ait_reconcile_audit {
     ait_status (*head)(void *ctx, const char *uid, int64_t *entries, char head[65], ait_error *err);
 } ait_reconcile_audit;
 
+/* Secrets seam (Vault). ensure makes sure the ephemeral Secret secret_name holding the task's
+ * secretRefs for attempt n exists: AIT_OK when it does; AIT_ERR_RETRY while a resolution runs
+ * elsewhere (the task is requeued when it ends); otherwise the error of the last resolution,
+ * with a message for SecretsReady=False (the reconciler retries with backoff). */
+typedef struct ait_reconcile_secrets {
+    void *ctx;
+    ait_status (*ensure)(void *ctx, json_object *task, int n, const char *secret_name,
+                         ait_error *err);
+} ait_reconcile_secrets;
+
 typedef struct ait_reconciler_deps {
     ait_rest *rest;                      /* borrowed */
     const ait_controller_config *config; /* borrowed */
     ait_reconcile_cache cache;
-    ait_reconcile_events events; /* emit may be NULL */
-    ait_reconcile_healer healer; /* submit may be NULL */
-    ait_reconcile_queue queue;   /* for the healer's completion requeue */
-    ait_reconcile_audit audit;   /* record may be NULL: no audit trail */
-    ait_admission *admission;    /* borrowed; NULL = no limits on starting pods */
-    ait_metrics_std *metrics;    /* borrowed; NULL = no metrics */
-    const ait_clock *clock;      /* NULL = system */
+    ait_reconcile_events events;   /* emit may be NULL */
+    ait_reconcile_healer healer;   /* submit may be NULL */
+    ait_reconcile_queue queue;     /* for the healer's completion requeue */
+    ait_reconcile_audit audit;     /* record may be NULL: no audit trail */
+    ait_admission *admission;      /* borrowed; NULL = no limits on starting pods */
+    ait_reconcile_secrets secrets; /* ensure NULL = no Vault */
+    ait_metrics_std *metrics;      /* borrowed; NULL = no metrics */
+    const ait_clock *clock;        /* NULL = system */
 } ait_reconciler_deps;
 
 /* Creates a reconciler; deps are copied (the pointers in them are borrowed and must outlive it).

@@ -21,6 +21,7 @@ A pod annotated aitask.dev/fake-outcome (set by tests) overrides the mode:
 Talks HTTPS to the API server with the cluster's admin client certificate (hack/cluster.sh).
 """
 import argparse
+import base64
 import json
 import os
 import shutil
@@ -122,6 +123,14 @@ class Kubelet:
             for e in pod["spec"]["containers"][0].get("env", []):
                 if "value" in e:
                     env[e["name"]] = e["value"]
+                ref = e.get("valueFrom", {}).get("secretKeyRef")
+                if ref:
+                    # As the kubelet does: read the Secret and decode the key.
+                    c, sec = self.api.req("GET", f"/api/v1/namespaces/{ns}/secrets/{ref['name']}")
+                    if c != 200 or ref["key"] not in sec.get("data", {}):
+                        return 1, "CreateContainerConfigError", \
+                            f"fake-kubelet: secret {ref['name']} key {ref['key']}: HTTP {c}"
+                    env[e["name"]] = base64.b64decode(sec["data"][ref["key"]]).decode()
             cmd = pod["spec"]["containers"][0]["command"]
             args = cmd[cmd.index(f"/code/{fname}") + 1:] if f"/code/{fname}" in cmd else []
             deadline = pod["spec"].get("activeDeadlineSeconds", 300)
