@@ -46,8 +46,10 @@ int main(int argc, char **argv)
             bench_ctrl_settle(&c, 2 * AIT_NS_PER_S, ait_time_now_ns() + 120 * AIT_NS_PER_S);
         rss[l] = bench_proc_kib(c.pid, "VmRSS");
         hwm[l] = bench_proc_kib(c.pid, "VmHWM");
-        printf("%zu tasks cached: VmRSS %ld KiB (%.1f MiB), VmHWM %ld KiB, after %.0f reconciles\n",
-               levels[l], rss[l], (double)rss[l] / 1024.0, hwm[l], rec);
+        printf("%zu tasks cached: VmRSS %ld KiB (%.1f MiB; RssAnon %ld KiB, RssFile %ld KiB = "
+               "shared library pages), VmHWM %ld KiB, after %.0f reconciles\n",
+               levels[l], rss[l], (double)rss[l] / 1024.0, bench_proc_kib(c.pid, "RssAnon"),
+               bench_proc_kib(c.pid, "RssFile"), hwm[l], rec);
         bench_ctrl_stop(&c);
     }
     if (bench_opt_long(argc, argv, "--massif", 0) != 0) {
