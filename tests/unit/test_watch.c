@@ -158,7 +158,7 @@ static void test_over_long_line(void **state)
     (void)state;
     /* 64-byte bound: a line of exactly 64 bytes passes, 65 fails, whether it comes whole or in
      * pieces, and the error is sticky until reset. */
-    char ok[65];
+    char ok[128];
     const char *head = "{\"type\":\"ADDED\",\"object\":{\"a\":\"";
     const char *tail = "\"}}";
     size_t fill = 64 - strlen(head) - strlen(tail);
