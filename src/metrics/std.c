@@ -165,6 +165,15 @@ ait_metrics_std *ait_metrics_std_new(ait_metrics *m)
             ait_assert(st == AIT_OK);
         }
     }
+    /* Counters with a known, closed set of labels start at 0, so Prometheus sees their first
+     * increase (a series that appears at 1 has no increase to rate()). */
+    static const char *const task_outcomes[] = {"succeeded", "failed", "invalid",
+                                                "budget_exceeded"};
+    for (size_t i = 0; i < NB(task_outcomes); i++) {
+        ait_metric_add(ait_metric_family_with(s->tasks_total, task_outcomes[i]), 0);
+    }
+    ait_metric_add(ait_metric_family_with(s->attempts_total, "succeeded"), 0);
+    ait_metric_add(ait_metric_family_with(s->attempts_total, "failed"), 0);
     ait_error err = {0};
     if (ait_metrics_process_register(m, &err) != AIT_OK) {
         AIT_LOG_ERROR(err.msg, "declaring process metrics failed");

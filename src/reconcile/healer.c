@@ -204,11 +204,22 @@ static void observe(ait_healer *h, const ait_heal_result *res)
                            (double)c->cost_micro / 1e6);
         }
     }
+    /* The time a failover cost: every failed request to that provider (a hang counts whole,
+     * up to its timeout) plus the gap until the next provider was asked (SPEC.md §4). */
     for (size_t i = 0; i < res->n_failovers; i++) {
-        if (res->failovers[i].failover_us >= 0) {
-            ait_metric_observe(ait_metric_family_with(h->m->provider_failover_seconds),
-                               (double)res->failovers[i].failover_us / 1e6);
+        const ait_heal_failover *f = &res->failovers[i];
+        if (f->failover_us < 0) {
+            continue;
         }
+        double secs = (double)f->failover_us / 1e6;
+        for (size_t k = 0; k < res->n_calls; k++) {
+            const ait_heal_call *c = &res->calls[k];
+            if (c->provider != NULL && strcmp(c->provider, f->provider) == 0 &&
+                (c->outcome == NULL || strcmp(c->outcome, "ok") != 0)) {
+                secs += (double)c->latency_ms / 1000.0;
+            }
+        }
+        ait_metric_observe(ait_metric_family_with(h->m->provider_failover_seconds), secs);
     }
     const char *who = res->provider ? res->provider : "none";
     ait_metric_inc(ait_metric_family_with(h->m->heals_total, who,
