@@ -55,10 +55,10 @@ if [[ $mode == quick ]]; then
     configure_build build -DAIT_INTEGRATION=OFF
     run_ctest quick build -LE integration
 else
-    configure_build build
+    configure_build build -DAIT_INTEGRATION=ON -DAIT_SANITIZE=OFF -DAIT_FUZZ=OFF
     run_ctest normal build
     # Integration tests run against the sanitizer build too; ASan's leak checker runs at exit.
-    configure_build build-asan -DAIT_SANITIZE=ON -DCMAKE_BUILD_TYPE=Debug
+    configure_build build-asan -DAIT_SANITIZE=ON -DCMAKE_BUILD_TYPE=Debug -DAIT_INTEGRATION=ON
     ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
         run_ctest sanitizers build-asan
     # libFuzzer targets, briefly: each runs for AIT_FUZZ_SECONDS from its seed corpus.
