@@ -32,6 +32,7 @@
 #include "reconcile/pod.h"
 #include "reconcile/reconciler.h"
 #include "reconcile/secrets.h"
+#include "trace/trace.h"
 
 #define CONTROLLER_NAME "aitask"
 #define MAX_WORKERS 256
@@ -53,6 +54,7 @@ struct ait_manager {
     ait_auditor *auditor; /* NULL without an audit section */
     ait_healer *healer;   /* NULL without providers: healing disabled */
     ait_secrets *secrets; /* Vault (task secretRefs, provider keys) */
+    ait_tracer *tracer;   /* OTLP export; disabled without OTEL_EXPORTER_OTLP_*ENDPOINT */
     ait_admission *admission;
     /* Non-terminal owned pods, maintained by the pods informer's handlers (the admission
      * module's running count): running_pods maps "ns/name" -> ns, ns_counts ns -> count. */
@@ -74,9 +76,40 @@ struct ait_manager {
 
 /* ---- seams: metrics ---- */
 
+static void trace_drop(void *ctx, uint64_t n)
+{
+    ait_manager *m = ctx;
+    ait_metric_add(ait_metric_family_with(m->m->trace_spans_dropped_total), (double)n);
+}
+
+/* The logger's context hook: every line inside a span carries its ids. */
+static void log_context(char *trace_id, char *span_id)
+{
+    const ait_span_ctx *c = ait_trace_current();
+    if (c != NULL && c->trace_id[0] != '\0') {
+        memcpy(trace_id, c->trace_id, 33);
+        memcpy(span_id, c->span_id, 17);
+    }
+}
+
 static void rest_observe(void *ctx, const char *verb, long code, int64_t latency_ns)
 {
     ait_manager *m = ctx;
+    const ait_span_ctx *cur = ait_trace_current();
+    if (m->tracer != NULL && cur != NULL && cur->trace_id[0] != '\0') {
+        /* A client span per API request made inside a reconcile (after the fact: the REST
+         * client reports the latency when the request is done). */
+        char name[32];
+        snprintf(name, sizeof(name), "kube %s", verb);
+        ait_span *sp = ait_span_start(m->tracer, name, AIT_SPAN_KIND_CLIENT, cur);
+        ait_span_set_attr_str(sp, "http.request.method", verb);
+        ait_span_set_attr_int(sp, "http.response.status_code", code);
+        if (code == 0 || code >= 400) {
+            ait_span_set_error(sp, code ? "HTTP error" : "no answer");
+        }
+        int64_t now = ait_time_now_ns();
+        ait_span_end_at(sp, now - latency_ns, now);
+    }
     char c[16];
     snprintf(c, sizeof(c), "%ld", code);
     ait_metric_inc(ait_metric_family_with(m->m->rest_client_requests_total, code ? c : "<error>",
@@ -506,6 +539,14 @@ ait_status ait_manager_new(const ait_options *opts, ait_manager **out, ait_error
     }
     m->registry = ait_metrics_new();
     m->m = ait_metrics_std_new(m->registry);
+    ait_trace_options to = {.on_drop = trace_drop, .on_drop_ctx = m};
+    if ((st = ait_tracer_new_from_env(&to, &m->tracer, err)) != AIT_OK) {
+        st = AIT_ERR_INVALID;
+        goto fail;
+    }
+    if (ait_tracer_enabled(m->tracer)) {
+        ait_log_set_context_cb(log_context);
+    }
     const char *h = strstr(m->kcfg->server, "://");
     snprintf(m->host, sizeof(m->host), "%s", h ? h + 3 : m->kcfg->server);
     ait_rest_options ro = {.qps = opts->kube_api_qps,
@@ -542,6 +583,7 @@ ait_status ait_manager_new(const ait_options *opts, ait_manager **out, ait_error
                              &m->healer, err)) != AIT_OK) {
         goto fail;
     }
+    ait_healer_set_tracer(m->healer, m->tracer);
     AIT_LOG_INFO(0, "configured", "healing", m->healer ? "enabled" : "disabled (no providers)",
                  "audit", m->auditor ? "etcd" : "disabled (no audit section)");
     pthread_mutex_init(&m->pods_mu, NULL);
@@ -571,6 +613,7 @@ ait_status ait_manager_new(const ait_options *opts, ait_manager **out, ait_error
         .admission = m->admission,
         .metrics = m->m,
         .secrets = ait_secrets_seam(m->secrets),
+        .tracer = m->tracer,
     };
     m->reconciler = ait_reconciler_new(&deps);
     if (opts->leader_elect) {
@@ -648,6 +691,10 @@ void ait_manager_stop(ait_manager *m)
     for (int i = 0; i < m->n_workers; i++) {
         pthread_join(m->workers[i], NULL);
     }
+    /* The heal and secrets pools call into the reconciler, the caches and the API: stop them
+     * while all of those still exist. */
+    ait_healer_free(m->healer);
+    ait_secrets_free(m->secrets);
     /* Release the lease only after the workers stopped, so a successor never overlaps. */
     if (m->leader != NULL) {
         ait_leader_stop(m->leader);
@@ -661,12 +708,12 @@ void ait_manager_stop(ait_manager *m)
         ait_events_free(m->events);
     }
     ait_metrics_http_free(m->http);
-    /* The heal pool calls into the reconciler: stop it first. */
-    ait_healer_free(m->healer);
-    ait_secrets_free(m->secrets);
     ait_reconciler_free(m->reconciler);
     ait_auditor_free(m->auditor);
     ait_admission_free(m->admission);
+    /* Spans queued by the last reconciles and heals go out before the process ends; every
+     * part that could still end a span is gone by now. */
+    ait_tracer_free(m->tracer);
     json_object_put(m->running_pods);
     json_object_put(m->ns_counts);
     ait_workqueue_free(m->queue);

@@ -13,6 +13,12 @@
 
 static atomic_int threshold = 0;
 static FILE *_Atomic out = NULL;
+static _Atomic ait_log_context_cb context_cb = NULL;
+
+void ait_log_set_context_cb(ait_log_context_cb cb)
+{
+    atomic_store(&context_cb, cb);
+}
 
 void ait_log_set_verbosity(int v)
 {
@@ -47,6 +53,15 @@ static void emit(const char *level, int v, const char *err, const char *msg, va_
     json_object_object_add(o, "msg", json_object_new_string(msg ? msg : ""));
     if (err != NULL) {
         json_object_object_add(o, "err", json_object_new_string(err));
+    }
+    ait_log_context_cb cb = atomic_load(&context_cb);
+    if (cb != NULL) {
+        char trace_id[33] = "", span_id[17] = "";
+        cb(trace_id, span_id);
+        if (trace_id[0] != '\0') {
+            json_object_object_add(o, "traceID", json_object_new_string(trace_id));
+            json_object_object_add(o, "spanID", json_object_new_string(span_id));
+        }
     }
     for (;;) {
         const char *k = va_arg(ap, const char *);

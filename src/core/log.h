@@ -15,6 +15,12 @@ int ait_log_verbosity(void);
 /* Redirects output (tests); NULL restores stderr. Borrows f. */
 void ait_log_set_output(FILE *f);
 
+/* Context hook: called for every line written, on the writing thread; fills trace_id (33 bytes)
+ * and span_id (17 bytes) with the thread's current span, or leaves them empty. Set once at
+ * start (the tracing area provides it; core knows nothing of tracing). NULL = none. */
+typedef void (*ait_log_context_cb)(char *trace_id, char *span_id);
+void ait_log_set_context_cb(ait_log_context_cb cb);
+
 /* Returns non-zero when an info line at verbosity v would be written. */
 int ait_log_enabled(int v);
 

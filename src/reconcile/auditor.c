@@ -201,12 +201,15 @@ static ait_status record(void *ctx, json_object *task, const char *action, int a
                 json_object_object_add(d, k, json_object_get(v));
             }
         }
+        char tid[33];
+        ait_reconcile_trace_id(uid, tid);
         ait_audit_entry e = {
             .action = action,
             .namespace_ = ait_obj_namespace(task),
             .name = ait_obj_name(task),
             .uid = uid,
             .actor = a->actor,
+            .trace_id = tid,
             .details = d,
         };
         st = append_locked(a, h, &e, attempt, err);
@@ -243,6 +246,8 @@ ait_status ait_auditor_record_heal(ait_auditor *a, const ait_heal_job *job,
     pthread_mutex_lock(&a->mu);
     head_entry *h = NULL;
     ait_status st = head_of(a, job->uid, &h, err);
+    char tid[33];
+    ait_reconcile_trace_id(job->uid, tid);
     for (size_t i = 0; st == AIT_OK && i < res->n_calls; i++) {
         const ait_heal_call *c = &res->calls[i];
         json_object *d = json_object_new_object();
@@ -258,6 +263,7 @@ ait_status ait_auditor_record_heal(ait_auditor *a, const ait_heal_job *job,
             .actor = a->actor,
             .provider = c->provider,
             .model = c->model,
+            .trace_id = tid,
             .prompt = c->request_body,
             .prompt_len = c->request_body ? strlen(c->request_body) : 0,
             .details = d,
@@ -275,6 +281,7 @@ ait_status ait_auditor_record_heal(ait_auditor *a, const ait_heal_job *job,
                 .prompt_tokens = c->prompt_tokens,
                 .completion_tokens = c->completion_tokens,
                 .cost_micro_usd = c->cost_micro,
+                .trace_id = tid,
                 .response = c->response_body,
                 .response_len = c->response_body ? strlen(c->response_body) : 0,
                 .details = d,
@@ -304,8 +311,13 @@ ait_status ait_auditor_record_secret(ait_auditor *a, const char *ns, const char 
         json_object_object_add(d, "path", json_object_new_string(path));
         json_object_object_add(d, "version", json_object_new_int64(version));
         json_object_object_add(d, "fromCache", json_object_new_boolean(from_cache));
+        char tid[33] = "";
+        if (uid != NULL) {
+            ait_reconcile_trace_id(uid, tid);
+        }
         ait_audit_entry e = {
             .action = AIT_AUDIT_SECRET_READ,
+            .trace_id = tid[0] ? tid : NULL,
             .namespace_ = ns ? ns : "",
             .name = name ? name : "",
             .uid = chain_uid,

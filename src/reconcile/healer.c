@@ -11,12 +11,14 @@
 #include "core/alloc.h"
 #include "core/json.h"
 #include "core/log.h"
+#include "core/time.h"
 #include "metrics/registry.h"
 
 #define NOTES_MAX 2048
 
 struct ait_healer {
     ait_heal_engine *engine;
+    ait_tracer *tracer;
     ait_metrics_std *m;
     ait_healer_audit audit;
     ait_heal_provider_config *providers;
@@ -59,6 +61,9 @@ static void inflight_remove(ait_healer *h, const char *uid)
 
 typedef struct pending {
     ait_healer *h;
+    ait_span *span; /* the heal; handed from the submitting worker to the pool thread */
+    int64_t start_ns;
+    char traceparent[64];
     ait_reconciler *r;
     ait_heal_job job; /* strings owned */
     char *failing_code;
@@ -67,6 +72,7 @@ typedef struct pending {
 
 static void pending_free(pending *p)
 {
+    ait_span_end(p->span);
     ait_free((char *)p->job.key);
     ait_free((char *)p->job.ns);
     ait_free((char *)p->job.name);
@@ -167,6 +173,42 @@ void ait_healer_free(ait_healer *h)
     ait_free(h);
 }
 
+void ait_healer_set_tracer(ait_healer *h, ait_tracer *t)
+{
+    if (h != NULL) {
+        h->tracer = t;
+    }
+}
+
+/* One CLIENT span per provider request, children of the heal span, laid out from the heal's
+ * start with each request's measured latency. */
+static void trace_calls(pending *p, const ait_heal_result *res)
+{
+    if (p->span == NULL) {
+        return;
+    }
+    ait_span_ctx hc = ait_span_context(p->span);
+    int64_t t = p->start_ns;
+    for (size_t i = 0; i < res->n_calls; i++) {
+        const ait_heal_call *c = &res->calls[i];
+        char name[160];
+        snprintf(name, sizeof(name), "provider %s", c->provider ? c->provider : "?");
+        ait_span *cs = ait_span_start(p->h->tracer, name, AIT_SPAN_KIND_CLIENT, &hc);
+        ait_span_set_attr_str(cs, "gen_ai.system", c->provider ? c->provider : "");
+        ait_span_set_attr_str(cs, "gen_ai.request.model", c->model ? c->model : "");
+        ait_span_set_attr_int(cs, "http.response.status_code", c->http_status);
+        ait_span_set_attr_int(cs, "gen_ai.usage.input_tokens", c->prompt_tokens);
+        ait_span_set_attr_int(cs, "gen_ai.usage.output_tokens", c->completion_tokens);
+        ait_span_set_attr_str(cs, "aitask.outcome", c->outcome ? c->outcome : "");
+        if (c->outcome == NULL || strcmp(c->outcome, "ok") != 0) {
+            ait_span_set_error(cs, c->outcome ? c->outcome : "failed");
+        }
+        int64_t dur = c->latency_ms * AIT_NS_PER_MS;
+        ait_span_end_at(cs, t, t + dur);
+        t += dur;
+    }
+}
+
 ait_heal_engine *ait_healer_engine(ait_healer *h)
 {
     return h->engine;
@@ -237,6 +279,16 @@ static void done_cb(void *ctx, const char *key, ait_heal_result *res)
     pending *p = ctx;
     ait_healer *h = p->h;
     observe(h, res);
+    trace_calls(p, res);
+    if (p->span != NULL) {
+        ait_span_set_attr_str(p->span, "aitask.heal.provider", res->provider ? res->provider : "");
+        ait_span_set_attr_int(p->span, "aitask.heal.failovers", (int64_t)res->n_failovers);
+        if (res->failure != AIT_HEAL_OK) {
+            ait_span_set_error(p->span, ait_heal_failure_str(res->failure));
+        }
+        ait_span_end(p->span);
+        p->span = NULL;
+    }
     ait_heal_outcome o = {0};
     int64_t audit_seq = -1;
     ait_error aerr = {0};
@@ -330,6 +382,18 @@ static ait_status submit(void *ctx, ait_reconciler *r, const ait_heal_job *job)
         p->providers[i] = ait_strdup(job->providers[i]);
     }
     p->job.providers = p->providers;
+    p->job.trace_id = NULL; /* borrowed from the reconcile; not valid after submit */
+    p->job.parent_span_id = NULL;
+    p->span = ait_span_start_in_trace(h->tracer, "heal", AIT_SPAN_KIND_INTERNAL, job->trace_id,
+                                      job->parent_span_id);
+    p->start_ns = ait_time_now_ns();
+    ait_span_set_attr_int(p->span, "aitask.attempt", job->next_attempt);
+    if (p->span != NULL) {
+        ait_span_ctx sc = ait_span_context(p->span);
+        if (ait_traceparent_format(&sc, p->traceparent, sizeof(p->traceparent)) != AIT_OK) {
+            p->traceparent[0] = '\0';
+        }
+    }
     ait_heal_request req = {
         .runtime = job->runtime,
         .code = job->failing_code,
@@ -342,6 +406,7 @@ static ait_status submit(void *ctx, ait_reconciler *r, const ait_heal_job *job)
         .prompt = job->prompt,
         .budget_max_micro = job->max_cost_micro,
         .budget_spent_micro = job->spent_micro,
+        .traceparent = p->traceparent[0] ? p->traceparent : NULL,
     };
     ait_error err = {0};
     ait_status st = ait_heal_submit(h->engine, job->key, &req, done_cb, p, &err);

@@ -11,6 +11,7 @@
 #include "metrics/std.h"
 #include "reconcile/config.h"
 #include "reconcile/reconciler.h"
+#include "trace/trace.h"
 
 typedef struct ait_healer ait_healer;
 
@@ -31,6 +32,9 @@ ait_status ait_healer_new(const ait_controller_config *cfg, ait_metrics_std *met
                           ait_heal_key_source keys, ait_heal_budget budget, ait_healer_audit audit,
                           ait_healer **out, ait_error *err) AIT_WUR;
 void ait_healer_free(ait_healer *h);
+
+/* Spans for heals and provider requests go to t (borrowed; NULL = none). Call before use. */
+void ait_healer_set_tracer(ait_healer *h, ait_tracer *t);
 
 /* The reconciler seam (submit) bound to h. */
 ait_reconcile_healer ait_healer_seam(ait_healer *h);

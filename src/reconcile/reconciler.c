@@ -132,6 +132,18 @@ static int take_failure(ait_reconciler *r, const char *uid, int attempt, pending
     return found;
 }
 
+void ait_reconcile_trace_id(const char *uid, char out[33])
+{
+    ait_trace_derive_id(uid ? uid : "", 16, out);
+}
+
+void ait_reconcile_attempt_span_id(const char *uid, int n, char out[17])
+{
+    char seed[160];
+    snprintf(seed, sizeof(seed), "%s/attempt/%d", uid ? uid : "", n);
+    ait_trace_derive_id(seed, 8, out);
+}
+
 /* ---- status writing ---- */
 
 static void set_phase(json_object *status, ait_phase p)
@@ -645,6 +657,9 @@ static ait_status start_attempt(ait_reconciler *r, json_object *task, json_objec
     json_object_object_add(a, "podName", json_object_new_string(ait_obj_name(pod)));
     json_object_object_add(a, "codeSHA256", json_object_new_string(sha));
     json_object_object_add(a, "startTime", json_object_new_string(ts));
+    char trace_id[33];
+    ait_reconcile_trace_id(ait_obj_uid(task), trace_id);
+    json_object_object_add(a, "traceID", json_object_new_string(trace_id));
     if (heal != NULL) {
         json_object_object_add(a, "heal", json_object_get(heal));
     }
@@ -782,6 +797,16 @@ static ait_status next_attempt(ait_reconciler *r, json_object *task, json_object
     };
     char *key = ait_asprintf("%s/%s", job.ns, job.name);
     job.key = key;
+    char trace_id[33], parent[17] = "";
+    ait_reconcile_trace_id(job.uid, trace_id);
+    job.trace_id = trace_id;
+    if (n_done > 0) {
+        ait_reconcile_attempt_span_id(job.uid, n_done, parent);
+        job.parent_span_id = parent;
+    } else if (ait_trace_current() != NULL && ait_trace_current()->span_id[0] != '\0') {
+        snprintf(parent, sizeof(parent), "%s", ait_trace_current()->span_id);
+        job.parent_span_id = parent;
+    }
     char *failing = NULL;
     if (n_done > 0) {
         st = attempt_code(r, task, n_done, file, &failing, NULL, err);
@@ -876,6 +901,35 @@ static ait_status observe_attempt(ait_reconciler *r, json_object *task, json_obj
         fin = ait_time_rfc3339(now_ns(r), ts, sizeof(ts));
     }
     json_object_object_add(last, "finishTime", json_object_new_string(fin));
+    if (r->d.tracer != NULL) {
+        /* The attempt's span, from pod creation to its end, rebuilt from the status: it is
+         * the parent the heal of this attempt names (a derived span id). */
+        char trace_id[33], span_id[17];
+        ait_reconcile_trace_id(ait_obj_uid(task), trace_id);
+        ait_reconcile_attempt_span_id(ait_obj_uid(task), index, span_id);
+        const ait_span_ctx *cur = ait_trace_current();
+        char name[32];
+        snprintf(name, sizeof(name), "attempt %d", index);
+        ait_span *sp = ait_span_start_in_trace(r->d.tracer, name, AIT_SPAN_KIND_INTERNAL, trace_id,
+                                               cur && cur->span_id[0] ? cur->span_id : NULL);
+        ait_span_set_span_id(sp, span_id);
+        ait_span_set_attr_str(sp, "k8s.pod.name", pod_name ? pod_name : "");
+        ait_span_set_attr_int(sp, "aitask.attempt", index);
+        ait_span_set_attr_int(sp, "process.exit_code", o.exit_code);
+        ait_span_set_attr_str(sp, "aitask.reason", o.reason);
+        if (!o.succeeded) {
+            ait_span_set_error(sp, o.reason);
+        }
+        int64_t t0 = 0, t1 = 0;
+        const char *st0 = ait_json_str(last, "startTime");
+        if (st0 == NULL || ait_time_parse_rfc3339(st0, &t0) != AIT_OK) {
+            t0 = now_ns(r);
+        }
+        if (ait_time_parse_rfc3339(fin, &t1) != AIT_OK) {
+            t1 = now_ns(r);
+        }
+        ait_span_end_at(sp, t0, t1);
+    }
     json_object_object_add(last, "exitCode", json_object_new_int64(o.exit_code));
     json_object_object_add(last, "reason", json_object_new_string(o.reason));
     const char *msg = o.message ? o.message : "";
@@ -988,6 +1042,14 @@ ait_status ait_reconcile(ait_reconciler *r, const char *key, int64_t *requeue_af
     if (task == NULL) {
         return AIT_OK; /* deleted; owned objects go with it */
     }
+    char trace_id[33];
+    ait_reconcile_trace_id(ait_obj_uid(task), trace_id);
+    ait_span *span =
+        ait_span_start_in_trace(r->d.tracer, "reconcile", AIT_SPAN_KIND_INTERNAL, trace_id, NULL);
+    ait_span_set_attr_str(span, "k8s.namespace.name", ns);
+    ait_span_set_attr_str(span, "aitask.name", name);
+    ait_span_ctx span_ctx = ait_span_context(span);
+    ait_trace_set_current(span != NULL ? &span_ctx : NULL);
     ait_status st = AIT_OK;
     ait_task_spec spec;
     memset(&spec, 0, sizeof(spec));
@@ -1052,6 +1114,14 @@ ait_status ait_reconcile(ait_reconciler *r, const char *key, int64_t *requeue_af
         observe_transition(r, task, orig_status, ait_status_obj(task));
     }
 out:
+    if (span != NULL) {
+        ait_span_set_attr_str(span, "aitask.phase", ait_json_str(task, "status.phase"));
+        if (st != AIT_OK) {
+            ait_span_set_error(span, err ? err->msg : ait_status_str(st));
+        }
+        ait_span_end(span);
+        ait_trace_set_current(NULL);
+    }
     ait_task_spec_clear(&spec);
     json_object_put(orig_status);
     json_object_put(task);

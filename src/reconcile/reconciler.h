@@ -19,6 +19,7 @@
 #include "metrics/std.h"
 #include "reconcile/admission.h"
 #include "reconcile/config.h"
+#include "trace/trace.h"
 
 typedef enum ait_cache_kind {
     AIT_CACHE_TASK,
@@ -56,8 +57,10 @@ typedef struct ait_heal_job {
     size_t n_providers;
     const char *model;
     double temperature;
-    int64_t max_cost_micro; /* -1 = none */
-    int64_t spent_micro;    /* the task's spend so far */
+    int64_t max_cost_micro;     /* -1 = none */
+    int64_t spent_micro;        /* the task's spend so far */
+    const char *trace_id;       /* the task's trace (ait_reconcile_trace_id) */
+    const char *parent_span_id; /* the failed attempt's span, or the reconcile's; may be NULL */
 } ait_heal_job;
 
 /* The outcome a healer hands back through ait_reconciler_heal_done(). */
@@ -120,6 +123,7 @@ typedef struct ait_reconciler_deps {
     ait_reconcile_audit audit;     /* record may be NULL: no audit trail */
     ait_admission *admission;      /* borrowed; NULL = no limits on starting pods */
     ait_reconcile_secrets secrets; /* ensure NULL = no Vault */
+    ait_tracer *tracer;            /* borrowed; NULL or disabled = no spans */
     ait_metrics_std *metrics;      /* borrowed; NULL = no metrics */
     const ait_clock *clock;        /* NULL = system */
 } ait_reconciler_deps;
@@ -134,6 +138,12 @@ void ait_reconciler_free(ait_reconciler *r);
  * return their status: the caller requeues with rate limiting. */
 ait_status ait_reconcile(ait_reconciler *r, const char *key, int64_t *requeue_after_ns,
                          ait_error *err) AIT_WUR;
+
+/* The trace id of a task (32 hex digits into out[33]), derived from its uid so every reconcile,
+ * attempt, heal and audit entry of the task joins one trace, across restarts. */
+void ait_reconcile_trace_id(const char *uid, char out[33]);
+/* The span id of attempt n of the task (16 hex digits into out[17]). */
+void ait_reconcile_attempt_span_id(const char *uid, int n, char out[17]);
 
 /* Called by the healer (any thread) when a heal ends: persists the healed code as the next
  * attempt's ConfigMap (with the summary as an annotation), or records the failure in the status,

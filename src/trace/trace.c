@@ -5,6 +5,8 @@
  * exactly once. */
 #include "trace/trace.h"
 
+#include <openssl/evp.h>
+
 #include <ctype.h>
 #include <curl/curl.h>
 #include <errno.h>
@@ -885,6 +887,48 @@ ait_span_ctx ait_span_context(const ait_span *s)
         c = s->ctx;
     }
     return c;
+}
+
+void ait_span_set_span_id(ait_span *s, const char *span_id_hex)
+{
+    if (s == NULL || span_id_hex == NULL || strlen(span_id_hex) != 16 ||
+        !is_hex_lower(span_id_hex, 16)) {
+        return;
+    }
+    memcpy(s->ctx.span_id, span_id_hex, 17);
+}
+
+void ait_trace_derive_id(const char *seed, size_t len, char *out)
+{
+    unsigned char md[32];
+    unsigned int n = 0;
+    EVP_Digest(seed, strlen(seed), md, &n, EVP_sha256(), NULL);
+    static const char hex[] = "0123456789abcdef";
+    if (len > 32) {
+        len = 32;
+    }
+    for (size_t i = 0; i < len; i++) {
+        out[2 * i] = hex[md[i] >> 4];
+        out[2 * i + 1] = hex[md[i] & 15];
+    }
+    out[2 * len] = '\0';
+}
+
+void ait_span_end_at(ait_span *s, int64_t start_ns, int64_t end_ns)
+{
+    if (s == NULL) {
+        return;
+    }
+    if (s->recording) {
+        if (end_ns < start_ns) {
+            end_ns = start_ns;
+        }
+        /* ait_span_end measures end - start on the monotonic clock: shift the start so the
+         * measured duration is exactly end_ns - start_ns. */
+        s->start_ns = start_ns;
+        s->start_mono = s->t->clock->mono_ns(s->t->clock->ctx) - (end_ns - start_ns);
+    }
+    ait_span_end(s);
 }
 
 void ait_span_end(ait_span *s)

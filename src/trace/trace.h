@@ -144,6 +144,21 @@ ait_span *ait_span_start(ait_tracer *t, const char *name, ait_span_kind kind,
 ait_span *ait_span_start_in_trace(ait_tracer *t, const char *name, ait_span_kind kind,
                                   const char *trace_id_hex, const char *parent_span_id_hex);
 
+/* Gives s a chosen span id (16 lowercase hex digits) instead of its random one, so a span that
+ * other spans name as parent before it is exported (an attempt, whose heal starts in another
+ * reconcile or after a restart) can be found again: derive it with ait_trace_derive_id. Ignored
+ * for NULL spans or malformed ids. */
+void ait_span_set_span_id(ait_span *s, const char *span_id_hex);
+
+/* Records a span whose times are known rather than measured (an attempt rebuilt from the
+ * AITask's status, a provider request from the heal result): sets its wall-clock start and end
+ * (ns since the epoch) and ends it as ait_span_end does. */
+void ait_span_end_at(ait_span *s, int64_t start_ns, int64_t end_ns);
+
+/* Derives a stable lowercase hex id of len bytes (16 for a trace id, 8 for a span id) from seed
+ * with SHA-256, into out (2*len+1 bytes): the same seed gives the same id in every process. */
+void ait_trace_derive_id(const char *seed, size_t len, char *out);
+
 /* Attributes (copied; a key set twice keeps the last value; past 128 attributes the extra ones
  * are counted in droppedAttributesCount; string values are cut at 4096 bytes and invalid UTF-8
  * is replaced). No-ops on NULL or non-recording spans. */
