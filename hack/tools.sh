@@ -4,7 +4,7 @@
 # OpenBao) from their Go modules, through the small wrapper modules in hack/tools/. Binaries go
 # to a cache outside the repository, keyed by tool and version, so a second run only checks them.
 #
-#   hack/tools.sh [all|kube|etcd|helm|kwok|bao]   build what is missing (default: all)
+#   hack/tools.sh [all|kube|etcd|helm|kwok|bao|otelcol]   build what is missing (default: all)
 #   hack/tools.sh bindir                         print the folder holding every binary
 set -euo pipefail
 
@@ -70,6 +70,6 @@ case "${1:-all}" in
     kwok) build_kwok ;;
     bao) build_bao ;;
     otelcol) build_otelcol ;;
-    all) build_etcd; build_kube; build_helm; build_bao ;;
+    all) build_etcd; build_kube; build_helm; build_bao; build_otelcol ;;
     *) echo "usage: $0 [all|kube|etcd|helm|kwok|bao|bindir]" >&2; exit 2 ;;
 esac
