@@ -11,6 +11,9 @@ install_crd || { fail "CRD installed"; t_finish; exit 1; }
 cflags=(-O1 -std=c11 -Wall -Wextra -Werror -Wshadow -Wformat=2 -Wstrict-prototypes
     -Wmissing-prototypes -Wvla -D_POSIX_C_SOURCE=200809L -D_DEFAULT_SOURCE
     -I"$AIT_SOURCE_DIR/src" -I"$AIT_BUILD_DIR/gen")
+if grep -q '^AIT_SANITIZE:BOOL=ON' "$AIT_BUILD_DIR/CMakeCache.txt" 2>/dev/null; then
+    cflags+=(-fsanitize=address,undefined -fno-sanitize-recover=all -fno-omit-frame-pointer)
+fi
 # shellcheck disable=SC2207
 libs=($(pkg-config --libs libcurl json-c yaml-0.1 libmicrohttpd) -lssl -lcrypto -lpthread -lm)
 cc "${cflags[@]}" -c "$AIT_SOURCE_DIR/tests/bench/benchlib.c" -o "$T_TMP/benchlib.o" ||
