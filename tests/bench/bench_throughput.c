@@ -70,7 +70,7 @@ int main(int argc, char **argv)
 {
     size_t n = (size_t)bench_opt_long(argc, argv, "--count", 10000);
     int conc = (int)bench_opt_long(argc, argv, "--concurrency", 4);
-    long timeout = bench_opt_long(argc, argv, "--timeout", 150);
+    long timeout = bench_opt_long(argc, argv, "--timeout", 120);
     int creators = (int)bench_opt_long(argc, argv, "--creators", 8);
     bench_env e;
     bench_env_init(&e);
