@@ -2,6 +2,7 @@
 /* aitask-controller: the process only. Reads flags and config, builds each part, wires them and
  * waits for SIGTERM/SIGINT, then shuts down in order (see manager.h). Exit codes: 0 clean stop, 1
  * runtime failure, 2 bad flags or config. */
+#include <malloc.h>
 #include <pthread.h>
 #include <signal.h>
 #include <stdio.h>
@@ -41,6 +42,9 @@ int main(int argc, char **argv)
     signal(SIGPIPE, SIG_IGN);
 
     ait_failpoint_init();
+    /* Few malloc arenas: a controller with a handful of threads gains nothing from one arena per
+     * thread, and each costs resident memory. */
+    mallopt(M_ARENA_MAX, 2);
     AIT_LOG_INFO(0, "starting", "version", AIT_VERSION);
     ait_manager *m = NULL;
     ait_status st = ait_manager_new(&opts, &m, &err);

@@ -4,6 +4,7 @@
  * another replica already acts and the pod will be restarted as a candidate. */
 #include "manager.h"
 
+#include <malloc.h>
 #include <pthread.h>
 #include <signal.h>
 #include <stdatomic.h>
@@ -367,6 +368,15 @@ static void prune_pod(void *ctx, json_object *obj)
     json_object_object_del(obj, "spec");
 }
 
+/* ConfigMaps are cached without their data: the reconciler needs to know they exist (and whose
+ * they are); the code is read from the API on the rare heal path. */
+static void prune_configmap(void *ctx, json_object *obj)
+{
+    (void)ctx;
+    json_object_object_del(obj, "data");
+    json_object_object_del(obj, "binaryData");
+}
+
 /* ---- workers ---- */
 
 static void *worker_main(void *arg)
@@ -395,7 +405,12 @@ static void *worker_main(void *arg)
                 AIT_LOG_ERROR(err.msg, "Reconciler error", "controller", CONTROLLER_NAME, "object",
                               key, "code", ait_status_str(st));
             }
-            ait_workqueue_add_rate_limited(m->queue, key);
+            if (conflict) {
+                /* A stale read, not a failure: retry soon, outside the overall token bucket. */
+                ait_workqueue_add_after(m->queue, key, 20 * AIT_NS_PER_MS);
+            } else {
+                ait_workqueue_add_rate_limited(m->queue, key);
+            }
         } else {
             ait_metric_inc(ait_metric_family_with(m->m->reconcile_total, CONTROLLER_NAME,
                                                   requeue > 0 ? "requeue_after" : "success"));
@@ -444,8 +459,8 @@ static ait_status start_controller(ait_manager *m, ait_error *err)
     ait_status st;
     if ((st = start_informer(m, &m->tasks, &AIT_GVR_AITASKS, NULL, th, NULL, err)) != AIT_OK ||
         (st = start_informer(m, &m->pods, &AIT_GVR_PODS, owned, ph, prune_pod, err)) != AIT_OK ||
-        (st = start_informer(m, &m->configmaps, &AIT_GVR_CONFIGMAPS, owned, oh, NULL, err)) !=
-            AIT_OK) {
+        (st = start_informer(m, &m->configmaps, &AIT_GVR_CONFIGMAPS, owned, oh, prune_configmap,
+                             err)) != AIT_OK) {
         return st;
     }
     int64_t t0 = ait_time_mono_ns();
@@ -460,6 +475,8 @@ static ait_status start_controller(ait_manager *m, ait_error *err)
     char ms[32];
     snprintf(ms, sizeof(ms), "%.1f", (double)(ait_time_mono_ns() - t0) / 1e6);
     AIT_LOG_INFO(0, "caches synced", "controller", CONTROLLER_NAME, "ms", ms);
+    /* The initial lists parsed whole pages at once; give that memory back. */
+    malloc_trim(0);
     for (int i = 0; i < m->opts.concurrency; i++) {
         pthread_create(&m->workers[m->n_workers++], NULL, worker_main, m);
     }

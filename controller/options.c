@@ -71,8 +71,8 @@ void ait_options_usage(const char *prog, void *fp)
             "  --health-probe-bind-address ADDR  /healthz and /readyz address, \"0\" disables "
             "(default :8081)\n"
             "  --kube-api-qps N                  client-side API request rate, 0 disables (default "
-            "100)\n"
-            "  --kube-api-burst N                burst of that limit (default 200)\n"
+            "500)\n"
+            "  --kube-api-burst N                burst of that limit (default 1000)\n"
             "  -v, --v N                         log verbosity, 0..10 (default 0)\n"
             "  -h, --help                        print this help and exit\n"
             "      --version                     print the version and exit\n",
@@ -86,8 +86,8 @@ ait_status ait_options_parse(int argc, char **argv, ait_options *opts, ait_error
     opts->lease_name = "aitask-operator-leader";
     opts->metrics_addr = ":8080";
     opts->probe_addr = ":8081";
-    opts->kube_api_qps = 100;
-    opts->kube_api_burst = 200;
+    opts->kube_api_qps = 500;
+    opts->kube_api_burst = 1000;
     static const struct option longopts[] = {
         {"kubeconfig", required_argument, NULL, OPT_KUBECONFIG},
         {"config", required_argument, NULL, OPT_CONFIG},

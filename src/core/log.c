@@ -13,7 +13,7 @@
 
 static atomic_int threshold = 0;
 static FILE *_Atomic out = NULL;
-static _Atomic ait_log_context_cb context_cb = NULL;
+static _Atomic ait_log_context_cb context_cb; /* zero-initialised: no hook */
 
 void ait_log_set_context_cb(ait_log_context_cb cb)
 {

@@ -114,7 +114,11 @@ static json_object *resources(const ait_task_spec *spec, const ait_controller_co
             }
             json_object_object_foreach(srcs[i], k, v)
             {
-                json_object_object_add(merged, k, json_object_get(v));
+                /* A copy, never a shared reference: the controller config is read by every
+                 * worker at once, and json-c's reference counts are not atomic. */
+                json_object *copy = NULL;
+                json_object_deep_copy(v, &copy, NULL);
+                json_object_object_add(merged, k, copy);
             }
         }
         json_object_object_add(r, sections[s], merged);

@@ -30,12 +30,87 @@ typedef struct pending_failure {
     int64_t cost_micro;
 } pending_failure;
 
+/* The resourceVersion of our own last write to a task. The task cache may lag it by a few
+ * milliseconds (an owned pod's event can arrive before the task's), and a decision taken on the
+ * older copy would only end in a Conflict: such a reconcile waits for the cache instead. */
+typedef struct written_rv {
+    char *key;
+    int64_t rv;
+} written_rv;
+
+#define WRITTEN_MAX 16384
+
 struct ait_reconciler {
     ait_reconciler_deps d;
-    pthread_mutex_t mu; /* guards failures */
+    pthread_mutex_t mu; /* guards failures and written */
     pending_failure *failures;
     size_t n_failures;
+    written_rv *written;
+    size_t n_written;
 };
+
+static int64_t rv_num(const char *rv)
+{
+    if (rv == NULL || *rv == '\0') {
+        return -1;
+    }
+    int64_t v = 0;
+    for (const char *p = rv; *p; p++) {
+        if (*p < '0' || *p > '9' || v > INT64_MAX / 10) {
+            return -1; /* not a number: the guard is off for this object */
+        }
+        v = v * 10 + (*p - '0');
+    }
+    return v;
+}
+
+static void remember_rv(ait_reconciler *r, const char *key, const char *rv)
+{
+    int64_t n = rv_num(rv);
+    if (n < 0) {
+        return;
+    }
+    pthread_mutex_lock(&r->mu);
+    for (size_t i = 0; i < r->n_written; i++) {
+        if (strcmp(r->written[i].key, key) == 0) {
+            if (n > r->written[i].rv) {
+                r->written[i].rv = n;
+            }
+            pthread_mutex_unlock(&r->mu);
+            return;
+        }
+    }
+    if (r->n_written >= WRITTEN_MAX) {
+        /* Forget the oldest half; the guard is only an optimisation. */
+        for (size_t i = 0; i < r->n_written / 2; i++) {
+            ait_free(r->written[i].key);
+        }
+        memmove(r->written, r->written + r->n_written / 2,
+                (r->n_written - r->n_written / 2) * sizeof(written_rv));
+        r->n_written -= r->n_written / 2;
+    }
+    r->written = ait_realloc(r->written, (r->n_written + 1) * sizeof(written_rv));
+    r->written[r->n_written].key = ait_strdup(key);
+    r->written[r->n_written].rv = n;
+    r->n_written++;
+    pthread_mutex_unlock(&r->mu);
+}
+
+/* True when the cached task is older than our own last write to it. */
+static int cache_is_stale(ait_reconciler *r, const char *key, const char *rv)
+{
+    int64_t n = rv_num(rv);
+    int stale = 0;
+    pthread_mutex_lock(&r->mu);
+    for (size_t i = 0; n >= 0 && i < r->n_written; i++) {
+        if (strcmp(r->written[i].key, key) == 0) {
+            stale = n < r->written[i].rv;
+            break;
+        }
+    }
+    pthread_mutex_unlock(&r->mu);
+    return stale;
+}
 
 ait_reconciler *ait_reconciler_new(const ait_reconciler_deps *deps)
 {
@@ -64,6 +139,10 @@ void ait_reconciler_free(ait_reconciler *r)
         failure_clear(&r->failures[i]);
     }
     ait_free(r->failures);
+    for (size_t i = 0; i < r->n_written; i++) {
+        ait_free(r->written[i].key);
+    }
+    ait_free(r->written);
     pthread_mutex_destroy(&r->mu);
     ait_free(r);
 }
@@ -184,11 +263,16 @@ static ait_status write_status(ait_reconciler *r, json_object *task, json_object
         return AIT_OK;
     }
     ait_failpoint("before-status-write");
+    json_object *written = NULL;
     ait_status st = ait_rest_update(r->d.rest, &AIT_GVR_AITASKS, ait_obj_namespace(task),
-                                    ait_obj_name(task), "status", task, NULL, err);
+                                    ait_obj_name(task), "status", task, &written, err);
     if (st == AIT_OK) {
+        char *key = ait_asprintf("%s/%s", ait_obj_namespace(task), ait_obj_name(task));
+        remember_rv(r, key, ait_obj_resource_version(written));
+        ait_free(key);
         ait_failpoint("after-status-write");
     }
+    json_object_put(written);
     if (st != AIT_OK) {
         ait_error_wrap(err, "updating status of %s/%s", ait_obj_namespace(task),
                        ait_obj_name(task));
@@ -208,6 +292,11 @@ static void fail_task(ait_reconciler *r, json_object *task, json_object *status,
 
 /* ---- owned objects ---- */
 
+static json_object *cached(ait_reconciler *r, ait_cache_kind kind, const char *ns, const char *name)
+{
+    return r->d.cache.get(r->d.cache.ctx, kind, ns, name);
+}
+
 /* Creates obj; AlreadyExists is success when the existing object is controlled by this task
  * (adoption after a crash), else a conflict. */
 static ait_status ensure_created(ait_reconciler *r, const ait_gvr *gvr, json_object *task,
@@ -215,6 +304,17 @@ static ait_status ensure_created(ait_reconciler *r, const ait_gvr *gvr, json_obj
 {
     const char *ns = ait_obj_namespace(task);
     const char *name = ait_obj_name(obj);
+    /* Already cached and ours: adopt without a request. */
+    if (gvr == &AIT_GVR_PODS || gvr == &AIT_GVR_CONFIGMAPS) {
+        json_object *c =
+            cached(r, gvr == &AIT_GVR_PODS ? AIT_CACHE_POD : AIT_CACHE_CONFIGMAP, ns, name);
+        const char *owner = c ? ait_obj_controller_uid(c) : NULL;
+        int ours = owner != NULL && strcmp(owner, ait_obj_uid(task)) == 0;
+        json_object_put(c);
+        if (ours) {
+            return AIT_OK;
+        }
+    }
     ait_status st = ait_rest_create(r->d.rest, gvr, ns, obj, NULL, err);
     if (st != AIT_ERR_EXISTS) {
         if (st != AIT_OK) {
@@ -242,11 +342,6 @@ static ait_status ensure_created(ait_reconciler *r, const ait_gvr *gvr, json_obj
     return AIT_OK;
 }
 
-static json_object *cached(ait_reconciler *r, ait_cache_kind kind, const char *ns, const char *name)
-{
-    return r->d.cache.get(r->d.cache.ctx, kind, ns, name);
-}
-
 /* Reads the code of attempt n from its ConfigMap (cache, then API). Returns an owned copy, or
  * NULL when the ConfigMap does not exist. heal_out (may be NULL) gets the heal annotation parsed
  * (owned). */
@@ -258,13 +353,14 @@ static ait_status attempt_code(ait_reconciler *r, json_object *task, int n, cons
         *heal_out = NULL;
     }
     char *name = ait_attempt_name(ait_obj_name(task), n);
-    json_object *cm = cached(r, AIT_CACHE_CONFIGMAP, ait_obj_namespace(task), name);
-    ait_status st = AIT_OK;
-    if (cm == NULL) {
-        st = ait_rest_get(r->d.rest, &AIT_GVR_CONFIGMAPS, ait_obj_namespace(task), name, &cm, err);
-        if (st == AIT_ERR_NOT_FOUND) {
-            st = AIT_OK;
-        }
+    /* The ConfigMaps cache holds no data (pruned to save memory: code is up to 256 KiB a
+     * ConfigMap), so the code itself is always read from the API; this runs only on the heal
+     * path. */
+    json_object *cm = NULL;
+    ait_status st =
+        ait_rest_get(r->d.rest, &AIT_GVR_CONFIGMAPS, ait_obj_namespace(task), name, &cm, err);
+    if (st == AIT_ERR_NOT_FOUND) {
+        st = AIT_OK;
     }
     if (cm != NULL) {
         const char *owner = ait_obj_controller_uid(cm);
@@ -416,7 +512,8 @@ static ait_status finalize(ait_reconciler *r, json_object *task, ait_error *err)
     return AIT_OK;
 }
 
-static ait_status add_finalizer(ait_reconciler *r, json_object *task, ait_error *err)
+static ait_status add_finalizer(ait_reconciler *r, json_object *task, json_object **patched,
+                                ait_error *err)
 {
     const char *patch;
     char buf[256];
@@ -433,7 +530,7 @@ static ait_status add_finalizer(ait_reconciler *r, json_object *task, ait_error 
     }
     patch = buf;
     ait_status st = ait_rest_patch(r->d.rest, &AIT_GVR_AITASKS, ait_obj_namespace(task),
-                                   ait_obj_name(task), AIT_PATCH_JSON, patch, NULL, NULL, err);
+                                   ait_obj_name(task), AIT_PATCH_JSON, patch, NULL, patched, err);
     if (st == AIT_ERR_INVALID) {
         return ait_error_set(err, AIT_ERR_CONFLICT, "task changed while adding the finalizer");
     }
@@ -1042,6 +1139,11 @@ ait_status ait_reconcile(ait_reconciler *r, const char *key, int64_t *requeue_af
     if (task == NULL) {
         return AIT_OK; /* deleted; owned objects go with it */
     }
+    if (cache_is_stale(r, key, ait_obj_resource_version(task))) {
+        json_object_put(task);
+        *requeue_after_ns = 20 * AIT_NS_PER_MS;
+        return AIT_OK;
+    }
     char trace_id[33];
     ait_reconcile_trace_id(ait_obj_uid(task), trace_id);
     ait_span *span =
@@ -1060,9 +1162,18 @@ ait_status ait_reconcile(ait_reconciler *r, const char *key, int64_t *requeue_af
         goto out;
     }
     if (!ait_obj_has_finalizer(task, AIT_FINALIZER)) {
-        st = add_finalizer(r, task, err);
+        json_object *patched = NULL;
+        st = add_finalizer(r, task, &patched, err);
         ait_failpoint("after-finalizer");
-        goto out; /* the update brings the task back through the queue */
+        if (st != AIT_OK || patched == NULL) {
+            json_object_put(patched);
+            goto out;
+        }
+        /* Go on with the object the API server returned (it holds the finalizer and the new
+         * resourceVersion) instead of a second trip through the queue. */
+        remember_rv(r, key, ait_obj_resource_version(patched));
+        json_object_put(task);
+        task = patched;
     }
     json_object *status = ait_status_obj(task);
     json_object_deep_copy(status, &orig_status, NULL);
