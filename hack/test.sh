@@ -62,8 +62,11 @@ else
     ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
         run_ctest sanitizers build-asan
     # libFuzzer targets, briefly: each runs for AIT_FUZZ_SECONDS from its seed corpus.
-    configure_build build-fuzz -DAIT_FUZZ=ON -DAIT_INTEGRATION=OFF -DCMAKE_C_COMPILER=clang \
-        -DCMAKE_BUILD_TYPE=Debug -DAIT_SANITIZE=ON
+    cmake -S . -B build-fuzz -G Ninja -DAIT_FUZZ=ON -DAIT_INTEGRATION=OFF \
+        -DCMAKE_C_COMPILER=clang -DCMAKE_BUILD_TYPE=Debug -DAIT_SANITIZE=ON >/dev/null
+    fuzz_targets=()
+    for src in tests/fuzz/fuzz_*.c; do fuzz_targets+=("$(basename "$src" .c)"); done
+    ninja -C build-fuzz -j "$jobs" "${fuzz_targets[@]}"
     for f in build-fuzz/fuzz_*; do
         [[ -x $f ]] || continue
         name=$(basename "$f")

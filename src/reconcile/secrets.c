@@ -13,6 +13,8 @@
 #include "core/buf.h"
 #include "core/json.h"
 #include "core/log.h"
+#include "core/time.h"
+#include "metrics/registry.h"
 #include "reconcile/pod.h"
 #include "vault/vault.h"
 
@@ -39,6 +41,7 @@ struct ait_secrets {
     ait_rest *rest;
     ait_auditor *auditor;
     ait_reconcile_queue queue;
+    ait_metrics_std *metrics;
     char *mount_prefix; /* "<kv mount>/" */
     pthread_mutex_t mu;
     pthread_cond_t cv;
@@ -185,7 +188,6 @@ ait_status ait_secrets_new(const ait_controller_config *cfg, ait_rest *rest, ait
                            ait_metrics_std *metrics, ait_reconcile_queue queue, ait_secrets **out,
                            ait_error *err)
 {
-    (void)metrics;
     *out = NULL;
     ait_secrets *s = ait_calloc(1, sizeof(*s));
     s->cfg = cfg;
@@ -215,6 +217,7 @@ ait_status ait_secrets_new(const ait_controller_config *cfg, ait_rest *rest, ait
     }
     s->rest = rest;
     s->auditor = auditor;
+    s->metrics = metrics;
     s->queue = queue;
     s->mount_prefix = ait_asprintf("%s/", mount ? mount : "secret");
     pthread_mutex_init(&s->mu, NULL);
@@ -417,6 +420,14 @@ static ait_status get_key(void *ctx, const char *provider, int force_refresh, ch
             ait_vault_secret_clear(&sec);
             return ait_error_set(err, st, "the audit log cannot be written: %s", aerr.msg);
         }
+    }
+    /* aitask_secret_age_seconds: the age of the key's current version (KV v2
+     * metadata.created_time), against the 90-day rotation policy's alert. */
+    int64_t created = 0;
+    if (k->metrics != NULL && sec.created_time[0] != '\0' &&
+        ait_time_parse_rfc3339(sec.created_time, &created) == AIT_OK) {
+        ait_metric_set(ait_metric_family_with(k->metrics->secret_age_seconds, vpath),
+                       (double)(ait_time_now_ns() - created) / 1e9);
     }
     *key = ait_strdup(sec.value);
     ait_vault_secret_clear(&sec);

@@ -107,6 +107,11 @@ check "after the 401 the key is re-read from Vault and the heal succeeds" \
 auths=$(curl -sf "$LLM_URL/_requests?route=primary" | jq -r '.requests[-2:][].headers.Authorization // .requests[-2:][].headers.authorization')
 check "the retried request carried the rotated key" grep -q "$KEY2" <<<"$auths"
 
+port=$(grep -o '"metricsPort":"[0-9]*"' "$T_TMP/sec.log" | head -1 | grep -o '[0-9][0-9]*')
+age=$(curl -sf "http://127.0.0.1:$port/metrics" | grep '^aitask_secret_age_seconds{path="secret/llm/primary"}' | awk '{print $2}')
+check "aitask_secret_age_seconds is exported for the provider key ($age s)" \
+    bash -c "[[ -n '$age' ]] && awk 'BEGIN{exit !($age >= 0 && $age < 600)}'"
+
 # ---- no secret value anywhere it must not be
 leak() {
     local v
