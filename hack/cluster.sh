@@ -32,27 +32,8 @@ while (($#)); do
 done
 dir=${dir:-$AIT_CACHE/clusters/$name}
 
-free_port() {
-    python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1]); s.close()'
-}
 
-# pid_alive PIDFILE: true when the process recorded there still runs.
-pid_alive() { [[ -f $1 ]] && kill -0 "$(cat "$1")" 2>/dev/null; }
 
-stop_pid() { # PIDFILE: TERM, wait up to 10 s, then KILL; only the PID we recorded.
-    local f=$1 pid i
-    [[ -f $f ]] || return 0
-    pid=$(cat "$f")
-    if kill -0 "$pid" 2>/dev/null; then
-        kill -TERM "$pid" 2>/dev/null || true
-        for ((i = 0; i < 100; i++)); do
-            kill -0 "$pid" 2>/dev/null || break
-            sleep 0.1
-        done
-        kill -KILL "$pid" 2>/dev/null || true
-    fi
-    rm -f "$f"
-}
 
 gen_certs() {
     local d=$dir/pki

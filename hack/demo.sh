@@ -47,9 +47,6 @@ cleanup() {
     bash hack/cluster.sh down --dir "$dir/cluster" --name demo >/dev/null 2>&1 || true
 }
 trap cleanup EXIT INT TERM
-free_port() {
-    python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1]); s.close()'
-}
 
 ait_log "starting the control plane"
 eval "$(bash hack/cluster.sh up --dir "$dir/cluster" --name demo)"

@@ -30,10 +30,6 @@ if [[ -z $dir || -z $cmd ]]; then
     exit 2
 fi
 
-free_port() {
-    python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1]); s.close()'
-}
-pid_alive() { [[ -f $1 ]] && kill -0 "$(cat "$1")" 2>/dev/null; }
 
 start() {
     mkdir -p "$dir"
@@ -75,20 +71,7 @@ start() {
     return 1
 }
 
-stop() {
-    local f=$dir/etcd.pid pid i
-    [[ -f $f ]] || return 0
-    pid=$(cat "$f")
-    if kill -0 "$pid" 2>/dev/null; then
-        kill -TERM "$pid" 2>/dev/null || true
-        for ((i = 0; i < 100; i++)); do
-            kill -0 "$pid" 2>/dev/null || break
-            sleep 0.1
-        done
-        kill -KILL "$pid" 2>/dev/null || true
-    fi
-    rm -f "$f"
-}
+stop() { stop_pid "$dir/etcd.pid"; }
 
 case $cmd in
     start) start ;;

@@ -32,10 +32,6 @@ fi
 mkdir -p "$dir"
 dir=$(cd "$dir" && pwd)
 
-free_port() {
-    python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1]); s.close()'
-}
-pid_alive() { [[ -f $1 ]] && kill -0 "$(cat "$1")" 2>/dev/null; }
 endpoint() { echo "http://127.0.0.1:$(cat "$dir/port")"; }
 print_env() { echo "export OTEL_EXPORTER_OTLP_ENDPOINT=$(endpoint)"; }
 
@@ -96,20 +92,7 @@ YAML
     return 1
 }
 
-stop() {
-    local f=$dir/otelcol.pid pid i
-    [[ -f $f ]] || return 0
-    pid=$(cat "$f")
-    if kill -0 "$pid" 2>/dev/null; then
-        kill -TERM "$pid" 2>/dev/null || true
-        for ((i = 0; i < 100; i++)); do
-            kill -0 "$pid" 2>/dev/null || break
-            sleep 0.1
-        done
-        kill -KILL "$pid" 2>/dev/null || true
-    fi
-    rm -f "$f"
-}
+stop() { stop_pid "$dir/otelcol.pid"; }
 
 case $cmd in
     start) start ;;

@@ -49,10 +49,6 @@ fi
 mkdir -p "$dir"
 dir=$(cd "$dir" && pwd)
 
-free_port() {
-    python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1]); s.close()'
-}
-pid_alive() { [[ -f $1 ]] && kill -0 "$(cat "$1")" 2>/dev/null; }
 
 addr() { echo "https://127.0.0.1:$(cat "$dir/port")"; }
 
