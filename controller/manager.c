@@ -68,6 +68,7 @@ struct ait_manager {
     atomic_int started;
     atomic_int lost_leadership;
     atomic_int stopping;
+    _Atomic int64_t last_trim_ns; /* monotonic time of the last malloc_trim */
     pthread_t starter;
     atomic_int starter_running;
     ait_rest *lease_rest; /* short timeouts: a renewal must fail before the renew deadline */
@@ -421,6 +422,14 @@ static void *worker_main(void *arg)
         }
         ait_workqueue_done(m->queue, key);
         ait_free(key);
+        /* When the queue runs dry, hand the memory of the burst back to the system (at most
+         * every 10 s): glibc keeps freed heap otherwise, and RSS is what a pod is billed for. */
+        int64_t now = ait_time_mono_ns();
+        int64_t last = atomic_load(&m->last_trim_ns);
+        if (ait_workqueue_len(m->queue) == 0 && now - last > 10 * AIT_NS_PER_S &&
+            atomic_compare_exchange_strong(&m->last_trim_ns, &last, now)) {
+            malloc_trim(0);
+        }
         if (m->admission != NULL) {
             ait_metric_set(ait_metric_family_with(m->m->queue_depth),
                            (double)ait_admission_depth(m->admission));
