@@ -57,6 +57,20 @@ if [[ $mode == quick ]]; then
 else
     configure_build build -DAIT_INTEGRATION=ON -DAIT_SANITIZE=OFF -DAIT_FUZZ=OFF
     run_ctest normal build
+    # valgrind on the unit tests (STYLE.md): memory errors and definite leaks fail the stage.
+    ait_log "stage valgrind: unit tests under memcheck"
+    for t in build/test_*; do
+        [[ -x $t ]] || continue
+        if (cd build && AIT_SOURCE_DIR=$top AIT_BUILD_DIR=$top/build timeout 600 valgrind -q \
+            --error-exitcode=99 --leak-check=full --errors-for-leak-kinds=definite \
+            --show-leak-kinds=definite "./$(basename "$t")") >"$t.valgrind.log" 2>&1; then
+            total_pass=$((total_pass + 1))
+        else
+            total_fail=$((total_fail + 1))
+            failed_stages+=("valgrind:$(basename "$t")")
+            tail -40 "$t.valgrind.log"
+        fi
+    done
     # Integration tests run against the sanitizer build too; ASan's leak checker runs at exit.
     configure_build build-asan -DAIT_SANITIZE=ON -DCMAKE_BUILD_TYPE=Debug -DAIT_INTEGRATION=ON
     ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
