@@ -62,6 +62,13 @@ build_bao() {
 build_otelcol() { build_tool otelcol "$AIT_OTELCOL_VERSION" otelcol . otelcol; }
 
 mkdir -p "$AIT_BIN"
+if [[ ${1:-all} != bindir ]]; then
+    if ! command -v go >/dev/null 2>&1; then
+        echo "tools.sh: the Go toolchain (>= 1.24) is needed to build the test servers; install it" \
+            "at /usr/local/go (Debian's golang package is too old for Kubernetes 1.34)" >&2
+        exit 1
+    fi
+fi
 case "${1:-all}" in
     bindir) echo "$AIT_BIN" ;;
     kube) build_kube ;;
