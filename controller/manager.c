@@ -367,6 +367,41 @@ static void prune_pod(void *ctx, json_object *obj)
 {
     (void)ctx;
     json_object_object_del(obj, "spec");
+    json_object *meta = ait_json_path(obj, "metadata");
+    if (meta != NULL) {
+        json_object_object_del(meta, "annotations");
+    }
+    /* Of the status only what the reconciler and the admission count read: the phase, the
+     * pod's reason and message, and each container's name and state. */
+    json_object *st = ait_json_path(obj, "status");
+    if (json_object_is_type(st, json_type_object)) {
+        json_object *keep = json_object_new_object();
+        static const char *const fields[] = {"phase", "reason", "message"};
+        for (size_t i = 0; i < sizeof(fields) / sizeof(fields[0]); i++) {
+            json_object *v = NULL;
+            if (json_object_object_get_ex(st, fields[i], &v)) {
+                json_object_object_add(keep, fields[i], json_object_get(v));
+            }
+        }
+        json_object *cs = ait_json_array(st, "containerStatuses");
+        if (cs != NULL) {
+            json_object *small = json_object_new_array();
+            for (size_t i = 0; i < json_object_array_length(cs); i++) {
+                json_object *c = json_object_array_get_idx(cs, i);
+                json_object *one = json_object_new_object();
+                json_object *v = NULL;
+                if (json_object_object_get_ex(c, "name", &v)) {
+                    json_object_object_add(one, "name", json_object_get(v));
+                }
+                if (json_object_object_get_ex(c, "state", &v)) {
+                    json_object_object_add(one, "state", json_object_get(v));
+                }
+                json_object_array_add(small, one);
+            }
+            json_object_object_add(keep, "containerStatuses", small);
+        }
+        json_object_object_add(obj, "status", keep);
+    }
 }
 
 /* ConfigMaps are cached without their data: the reconciler needs to know they exist (and whose
@@ -376,6 +411,10 @@ static void prune_configmap(void *ctx, json_object *obj)
     (void)ctx;
     json_object_object_del(obj, "data");
     json_object_object_del(obj, "binaryData");
+    json_object *meta = ait_json_path(obj, "metadata");
+    if (meta != NULL) {
+        json_object_object_del(meta, "annotations"); /* the heal summary: read live */
+    }
 }
 
 /* ---- workers ---- */
