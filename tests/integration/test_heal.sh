@@ -129,4 +129,44 @@ kubectl delete aitask -n "$ns" heal-python --wait=true --timeout=60s >/dev/null
 check "deleting a task seals its chain (task.sealed)" bash -c "
     '$AIT_BUILD_DIR/aitaskctl' audit show '$ns/heal-python' --uid '$uid' --etcd-endpoint '$ETCD_URL' | grep -q task.sealed"
 
+# ---- the daily budget crossed by concurrent tasks: BudgetExceeded, never overspent by more
+# than one reservation
+ledger_day() { # micro-dollars spent today (UTC) according to the ledger in etcd
+    local key v
+    key=$(printf '/aitask/ledger/day/%s/total' "$(date -u +%F)" | base64 -w0)
+    v=$(curl -sf -X POST "$ETCD_URL/v3/kv/range" -d "{\"key\":\"$key\"}" | jq -r '.kvs[0].value // empty')
+    if [[ -z $v ]]; then echo 0; else base64 -d <<<"$v"; fi
+}
+kill -TERM "$ctrl"; wait "$ctrl" 2>/dev/null
+spent=$(ledger_day)
+limit=$((spent + 1500000)) # room for about three of the heals below (~0.46 USD each)
+limit_usd=$(python3 -c "print('%.6f' % ($limit/1e6))")
+cat >"$T_TMP/budget.yaml" <<CFG
+providers:
+- {name: pricey, type: openai, baseURL: "$LLM_URL/pricey/v1", model: gpt-gold,
+   apiKeyFile: "$T_TMP/provider.key", priceInputPerMTok: "1000.00", priceOutputPerMTok: "1000.00",
+   maxCompletionTokens: 100, timeoutMs: 3000}
+audit: {etcdEndpoint: "$ETCD_URL", keyFile: "$AUDIT_KEY"}
+budgets: {dailyUSD: "$limit_usd", monthlyUSD: "100000.00"}
+limits: {maxRunning: 100}
+CFG
+nb=$(new_namespace budget)
+start_controller budget "$nb" --config "$T_TMP/budget.yaml"
+start_kubelet "$nb"
+for i in 1 2 3 4 5 6 7 8; do
+    printf -- '---\napiVersion: aitask.dev/v1alpha1\nkind: AITask\nmetadata: {name: b%d, namespace: %s}\nspec:\n  runtime: python\n  code: "raise SystemExit(%d)"\n  healing: {maxAttempts: 2, backoffSeconds: 0}\n' "$i" "$nb" "$i"
+done | kubectl apply -f - >/dev/null
+done_all() {
+    [[ $(kubectl get aitask -n "$nb" -o json | jq '[.items[]|select(.status.phase=="Succeeded" or .status.phase=="Failed")]|length') == 8 ]]
+}
+check "8 concurrent tasks against a small daily budget all finish" wait_for 120 done_all
+refused=$(kubectl get aitask -n "$nb" -o json | jq '[.items[]|select(.status.conditions // []|map(select(.type=="BudgetExceeded" and .status=="True"))|length>0)]|length')
+healed=$(kubectl get aitask -n "$nb" -o json | jq '[.items[]|select(.status.phase=="Succeeded")]|length')
+check "some were healed ($healed) and the rest ended BudgetExceeded ($refused)" \
+    test "$healed" -ge 1 -a "$refused" -ge 1 -a $((healed + refused)) -eq 8
+after=$(ledger_day)
+echo "    daily ledger: $spent -> $after micro-USD, limit $limit"
+check "the daily total never passed the budget by more than one reservation (0.5 USD)" \
+    test "$after" -le $((limit + 500000))
+
 t_finish
