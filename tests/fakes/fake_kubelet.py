@@ -58,7 +58,8 @@ class Api:
         return c
 
     def req(self, method, path, body=None, ctype="application/json"):
-        for attempt in range(3):
+        # Like a kubelet, ride out an API server restart (~5-10 s) instead of losing the update.
+        for attempt in range(40):
             c = self._conn()
             try:
                 headers = {"Accept": "application/json"}
@@ -72,7 +73,7 @@ class Api:
                 return r.status, (json.loads(raw) if raw else None)
             except (OSError, http.client.HTTPException):
                 self.local.conn = None
-                time.sleep(0.2 * (attempt + 1))
+                time.sleep(0.5)
         return 0, None
 
 
