@@ -47,7 +47,36 @@ struct ait_reconciler {
     size_t n_failures;
     written_rv *written;
     size_t n_written;
+    /* Heals re-asked after every provider failed ("uid/attempt"): one retry each, so a burst of
+     * transient provider errors does not fail the task, and a dead set of providers fails it
+     * after one more try instead of a retry storm. In memory: a restart allows one more. */
+    char **reasked;
+    size_t n_reasked;
 };
+
+#define HEAL_REASK_NS (10 * AIT_NS_PER_S)
+
+/* Returns 1 (and records it) the first time uid/attempt is re-asked, 0 after that. */
+static int first_reask(ait_reconciler *r, const char *uid, int attempt)
+{
+    char *key = ait_asprintf("%s/%d", uid, attempt);
+    int first = 1;
+    pthread_mutex_lock(&r->mu);
+    for (size_t i = 0; i < r->n_reasked; i++) {
+        if (strcmp(r->reasked[i], key) == 0) {
+            first = 0;
+            break;
+        }
+    }
+    if (first && r->n_reasked < PENDING_MAX) {
+        r->reasked = ait_realloc(r->reasked, (r->n_reasked + 1) * sizeof(char *));
+        r->reasked[r->n_reasked++] = key;
+        key = NULL;
+    }
+    pthread_mutex_unlock(&r->mu);
+    ait_free(key);
+    return first;
+}
 
 static int64_t rv_num(const char *rv)
 {
@@ -143,6 +172,10 @@ void ait_reconciler_free(ait_reconciler *r)
         ait_free(r->written[i].key);
     }
     ait_free(r->written);
+    for (size_t i = 0; i < r->n_reasked; i++) {
+        ait_free(r->reasked[i]);
+    }
+    ait_free(r->reasked);
     pthread_mutex_destroy(&r->mu);
     ait_free(r);
 }
@@ -846,6 +879,15 @@ static ait_status next_attempt(ait_reconciler *r, json_object *task, json_object
                               now_ns(r));
             failure_clear(&pf);
             *requeue = AUDIT_RETRY_NS; /* heal again once the audit log can be written */
+            return AIT_OK;
+        }
+        if (strcmp(pf.reason, "ProvidersUnavailable") == 0 &&
+            first_reask(r, ait_obj_uid(task), next)) {
+            ait_condition_set(status, "Healing", "True", "ProvidersUnavailable",
+                              "every provider failed; asking once more in 10 s", gen, now_ns(r));
+            set_phase(status, AIT_PHASE_HEALING);
+            failure_clear(&pf);
+            *requeue = HEAL_REASK_NS;
             return AIT_OK;
         }
         if (strcmp(pf.reason, "BudgetExceeded") == 0) {
