@@ -64,6 +64,6 @@ bash "$here/cluster.sh" up --dir "$dir" --name "$cname" >/dev/null
 export KUBECONFIG=$dir/kubeconfig AIT_CLUSTER_DIR=$dir AIT_SOURCE_DIR=$root
 export AIT_CONTROLLER=${AIT_BENCH_CONTROLLER:-$build/aitask-controller}
 kubectl apply --server-side -f "$root/crd/aitask.dev_aitasks.yaml" >/dev/null
-kubectl wait --for=condition=Established crd/aitasks.aitask.dev --timeout=60s >/dev/null
+wait_crd aitasks.aitask.dev Established 60
 ait_log "bench: $name $* (cluster in $dir)"
 "$bin" "$@"

@@ -51,7 +51,7 @@ trap cleanup EXIT INT TERM
 ait_log "starting the control plane"
 eval "$(bash hack/cluster.sh up --dir "$dir/cluster" --name demo)"
 kubectl apply --server-side -f crd/aitask.dev_aitasks.yaml >/dev/null
-kubectl wait --for=condition=Established crd/aitasks.aitask.dev --timeout=60s >/dev/null
+wait_crd aitasks.aitask.dev Established 60
 kubectl create namespace demo >/dev/null
 kubectl label namespace demo pod-security.kubernetes.io/enforce=restricted >/dev/null
 kubectl apply -f - >/dev/null <<'RC'

@@ -38,3 +38,17 @@ stop_pid() {
     fi
     rm -f "$f"
 }
+
+# wait_crd NAME CONDITION [SECONDS]: waits until the CRD reports CONDITION=True. `kubectl wait`
+# errors out ("<nil> is of the type <nil>") when it reads the CRD before the API server has set
+# any condition, so this polls instead.
+wait_crd() {
+    local name=$1 cond=$2 secs=${3:-60} i v
+    for ((i = 0; i < secs * 5; i++)); do
+        v=$(kubectl get "crd/$name" -o "jsonpath={.status.conditions[?(@.type==\"$cond\")].status}" 2>/dev/null) || v=
+        [[ $v == True ]] && return 0
+        sleep 0.2
+    done
+    echo "crd/$name: condition $cond not True after ${secs}s" >&2
+    return 1
+}

@@ -56,26 +56,32 @@ struct ait_reconciler {
 
 #define HEAL_REASK_NS (10 * AIT_NS_PER_S)
 
-/* Returns 1 (and records it) the first time uid/attempt is re-asked, 0 after that. */
-static int first_reask(ait_reconciler *r, const char *uid, int attempt)
+/* Returns 1 when uid/attempt has already been re-asked. */
+static int was_reasked(ait_reconciler *r, const char *uid, int attempt)
 {
-    char *key = ait_asprintf("%s/%d", uid, attempt);
-    int first = 1;
+    char key[160];
+    snprintf(key, sizeof(key), "%s/%d", uid, attempt);
+    int found = 0;
     pthread_mutex_lock(&r->mu);
-    for (size_t i = 0; i < r->n_reasked; i++) {
-        if (strcmp(r->reasked[i], key) == 0) {
-            first = 0;
-            break;
-        }
-    }
-    if (first && r->n_reasked < PENDING_MAX) {
-        r->reasked = ait_realloc(r->reasked, (r->n_reasked + 1) * sizeof(char *));
-        r->reasked[r->n_reasked++] = key;
-        key = NULL;
+    for (size_t i = 0; i < r->n_reasked && !found; i++) {
+        found = strcmp(r->reasked[i], key) == 0;
     }
     pthread_mutex_unlock(&r->mu);
-    ait_free(key);
-    return first;
+    return found;
+}
+
+/* Records that uid/attempt was re-asked; called once the status saying so is written. */
+static void mark_reasked(ait_reconciler *r, const char *uid, int attempt)
+{
+    if (was_reasked(r, uid, attempt)) {
+        return;
+    }
+    pthread_mutex_lock(&r->mu);
+    if (r->n_reasked < PENDING_MAX) {
+        r->reasked = ait_realloc(r->reasked, (r->n_reasked + 1) * sizeof(char *));
+        r->reasked[r->n_reasked++] = ait_asprintf("%s/%d", uid, attempt);
+    }
+    pthread_mutex_unlock(&r->mu);
 }
 
 static int64_t rv_num(const char *rv)
@@ -157,6 +163,7 @@ static void failure_clear(pending_failure *f)
     ait_free(f->uid);
     ait_free(f->reason);
     ait_free(f->message);
+    memset(f, 0, sizeof(*f));
 }
 
 void ait_reconciler_free(ait_reconciler *r)
@@ -242,6 +249,20 @@ static int take_failure(ait_reconciler *r, const char *uid, int attempt, pending
     }
     pthread_mutex_unlock(&r->mu);
     return found;
+}
+
+/* Gives back a failure taken by a reconcile whose status write then failed: the next reconcile
+ * must see it again instead of asking the providers a second time. */
+static void put_back_failure(ait_reconciler *r, pending_failure *f)
+{
+    pthread_mutex_lock(&r->mu);
+    if (r->n_failures < PENDING_MAX) {
+        r->failures = ait_realloc(r->failures, (r->n_failures + 1) * sizeof(pending_failure));
+        r->failures[r->n_failures++] = *f;
+        memset(f, 0, sizeof(*f));
+    }
+    pthread_mutex_unlock(&r->mu);
+    failure_clear(f); /* the table was full: the failure is dropped and the heal asked again */
 }
 
 void ait_reconcile_trace_id(const char *uid, char out[33])
@@ -831,9 +852,17 @@ static void add_cost(json_object *status, int64_t micro)
 
 /* The last attempt failed (or there is none yet and the code must be generated): start the next
  * one if its code exists, else heal, else fail. */
+/* A heal failure next_attempt acted on: forgotten once the status that records the decision is
+ * written, given back when that write fails. */
+typedef struct taken_failure {
+    pending_failure pf;
+    int have;
+    int reask;
+} taken_failure;
+
 static ait_status next_attempt(ait_reconciler *r, json_object *task, json_object *status,
                                const ait_task_spec *spec, int n_done, json_object *last,
-                               int64_t *requeue, ait_error *err)
+                               int64_t *requeue, taken_failure *taken, ait_error *err)
 {
     int next = n_done + 1;
     int64_t gen = ait_obj_generation(task);
@@ -874,19 +903,20 @@ static ait_status next_attempt(ait_reconciler *r, json_object *task, json_object
     pending_failure pf;
     if (take_failure(r, ait_obj_uid(task), next, &pf)) {
         add_cost(status, pf.cost_micro);
+        taken->pf = pf;
+        taken->have = 1;
         if (strcmp(pf.reason, "AuditUnavailable") == 0) {
             ait_condition_set(status, "AuditReady", "False", "AuditUnavailable", pf.message, gen,
                               now_ns(r));
-            failure_clear(&pf);
             *requeue = AUDIT_RETRY_NS; /* heal again once the audit log can be written */
             return AIT_OK;
         }
         if (strcmp(pf.reason, "ProvidersUnavailable") == 0 &&
-            first_reask(r, ait_obj_uid(task), next)) {
+            !was_reasked(r, ait_obj_uid(task), next)) {
             ait_condition_set(status, "Healing", "True", "ProvidersUnavailable",
                               "every provider failed; asking once more in 10 s", gen, now_ns(r));
             set_phase(status, AIT_PHASE_HEALING);
-            failure_clear(&pf);
+            taken->reask = 1;
             *requeue = HEAL_REASK_NS;
             return AIT_OK;
         }
@@ -895,7 +925,6 @@ static ait_status next_attempt(ait_reconciler *r, json_object *task, json_object
                               now_ns(r));
         }
         fail_task(r, task, status, pf.reason, pf.message);
-        failure_clear(&pf);
         return AIT_OK;
     }
     if (r->d.healer.submit == NULL) {
@@ -1198,6 +1227,8 @@ ait_status ait_reconcile(ait_reconciler *r, const char *key, int64_t *requeue_af
     ait_task_spec spec;
     memset(&spec, 0, sizeof(spec));
     json_object *orig_status = NULL;
+    taken_failure taken;
+    memset(&taken, 0, sizeof(taken));
 
     if (ait_obj_deleting(task)) {
         st = ait_obj_has_finalizer(task, AIT_FINALIZER) ? finalize(r, task, err) : AIT_OK;
@@ -1257,7 +1288,7 @@ ait_status ait_reconcile(ait_reconciler *r, const char *key, int64_t *requeue_af
     }
     if (get_phase(status) != AIT_PHASE_SUCCEEDED &&
         (last == NULL || ait_json_str(last, "finishTime") != NULL)) {
-        st = next_attempt(r, task, status, &spec, (int)n, last, requeue_after_ns, err);
+        st = next_attempt(r, task, status, &spec, (int)n, last, requeue_after_ns, &taken, err);
         if (st != AIT_OK) {
             goto out;
         }
@@ -1265,6 +1296,14 @@ ait_status ait_reconcile(ait_reconciler *r, const char *key, int64_t *requeue_af
     st = write_status(r, task, orig_status, err);
     if (st == AIT_OK) {
         observe_transition(r, task, orig_status, ait_status_obj(task));
+    }
+    if (taken.have) {
+        if (st != AIT_OK) {
+            put_back_failure(r, &taken.pf);
+        } else if (taken.reask) {
+            mark_reasked(r, ait_obj_uid(task), taken.pf.attempt);
+        }
+        failure_clear(&taken.pf);
     }
 out:
     if (span != NULL) {

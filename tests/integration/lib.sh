@@ -58,7 +58,7 @@ new_namespace() {
 
 install_crd() {
     kubectl apply --server-side --force-conflicts -f "$AIT_SOURCE_DIR/crd/aitask.dev_aitasks.yaml" >/dev/null &&
-        kubectl wait --for=condition=Established crd/aitasks.aitask.dev --timeout=60s >/dev/null
+        wait_crd aitasks.aitask.dev Established 60
 }
 
 # start_controller NAME NS [extra flags...]: starts the controller scoped to NS; sets LAST_PID

@@ -131,7 +131,7 @@ check "helm install (watchNamespace) succeeds" helm install "$rel2" "$chart" -n 
 RELEASES+=("$relns2/$rel2")
 check "helm status: deployed" test "$(helm status "$rel" -n "$relns" -o json | jq -r .info.status)" = deployed
 check "the AITask CRD is established" \
-    kubectl wait --for=condition=Established crd/aitasks.aitask.dev --timeout=30s
+    wait_crd aitasks.aitask.dev Established 30
 for obj in "serviceaccount/$full" "configmap/$full-config" "configmap/$full-dashboard" \
     "deployment/$full" "service/$full-metrics" "poddisruptionbudget/$full" "role/$full-leader-election" \
     "rolebinding/$full-leader-election"; do

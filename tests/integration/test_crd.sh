@@ -65,10 +65,8 @@ trap cleanup EXIT
 # --- install -----------------------------------------------------------------------------------
 check "CRD server-side applied" kubectl apply --server-side --force-conflicts \
     --field-manager=aitask-tests -f "$crd"
-check "CRD Established" kubectl wait --for=condition=Established --timeout=60s \
-    crd/aitasks.aitask.dev
-check "CRD NamesAccepted" kubectl wait --for=condition=NamesAccepted --timeout=60s \
-    crd/aitasks.aitask.dev
+check "CRD Established" wait_crd aitasks.aitask.dev Established 60
+check "CRD NamesAccepted" wait_crd aitasks.aitask.dev NamesAccepted 60
 check "CRD re-apply is idempotent" kubectl apply --server-side --force-conflicts \
     --field-manager=aitask-tests -f "$crd"
 expect_eq "CRD names" "AITask AITaskList aitasks aitask ait ai Namespaced" \

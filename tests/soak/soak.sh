@@ -31,7 +31,7 @@ cleanup() {
 trap cleanup EXIT INT TERM
 eval "$(bash hack/cluster.sh up --dir "$dir/cluster" --name "soak$$")"
 kubectl apply --server-side -f crd/aitask.dev_aitasks.yaml >/dev/null
-kubectl wait --for=condition=Established crd/aitasks.aitask.dev --timeout=60s >/dev/null
+wait_crd aitasks.aitask.dev Established 60
 kubectl create namespace soak >/dev/null
 kubectl label namespace soak pod-security.kubernetes.io/enforce=restricted >/dev/null
 kubectl create namespace aitask-system >/dev/null
