@@ -361,7 +361,7 @@ static ait_status submit(void *ctx, ait_reconciler *r, const ait_heal_job *job)
 {
     ait_healer *h = ctx;
     if (!inflight_add(h, job->uid)) {
-        return AIT_OK; /* its completion requeues the task */
+        return AIT_ERR_EXISTS; /* its completion requeues the task */
     }
     pending *p = ait_calloc(1, sizeof(*p));
     p->h = h;
@@ -410,10 +410,6 @@ static ait_status submit(void *ctx, ait_reconciler *r, const ait_heal_job *job)
     };
     ait_error err = {0};
     ait_status st = ait_heal_submit(h->engine, job->key, &req, done_cb, p, &err);
-    if (st == AIT_ERR_EXISTS) {
-        pending_free(p);
-        return AIT_OK; /* already in flight: its completion requeues the task */
-    }
     if (st != AIT_OK) {
         inflight_remove(h, job->uid);
         pending_free(p);

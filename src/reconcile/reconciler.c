@@ -40,6 +40,12 @@ typedef struct written_rv {
 
 #define WRITTEN_MAX 16384
 
+typedef struct reask {
+    char *uid;
+    int attempt;
+    int64_t due; /* now_ns() time the re-ask may be sent */
+} reask;
+
 struct ait_reconciler {
     ait_reconciler_deps d;
     pthread_mutex_t mu; /* guards failures and written */
@@ -50,36 +56,92 @@ struct ait_reconciler {
     /* Heals re-asked after every provider failed ("uid/attempt"): one retry each, so a burst of
      * transient provider errors does not fail the task, and a dead set of providers fails it
      * after one more try instead of a retry storm. In memory: a restart allows one more. */
-    char **reasked;
+    reask *reasked;
     size_t n_reasked;
+    /* Tasks (by uid) with a heal in flight, or a reconcile deciding whether to ask for one.
+     * Claimed before the reconcile looks for a heal's outcome (healed code, recorded failure),
+     * released by heal_done only after the outcome is visible: a reconcile can never miss an
+     * outcome and ask the providers a second time. */
+    char **claims;
+    size_t n_claims;
 };
 
 #define HEAL_REASK_NS (10 * AIT_NS_PER_S)
 
-/* Returns 1 when uid/attempt has already been re-asked. */
-static int was_reasked(ait_reconciler *r, const char *uid, int attempt)
+/* Finds the re-ask of uid/attempt; returns its index or -1. Call with r->mu held. */
+static ssize_t find_reask(const ait_reconciler *r, const char *uid, int attempt)
 {
-    char key[160];
-    snprintf(key, sizeof(key), "%s/%d", uid, attempt);
-    int found = 0;
-    pthread_mutex_lock(&r->mu);
-    for (size_t i = 0; i < r->n_reasked && !found; i++) {
-        found = strcmp(r->reasked[i], key) == 0;
+    for (size_t i = 0; i < r->n_reasked; i++) {
+        if (r->reasked[i].attempt == attempt && strcmp(r->reasked[i].uid, uid) == 0) {
+            return (ssize_t)i;
+        }
     }
-    pthread_mutex_unlock(&r->mu);
-    return found;
+    return -1;
 }
 
-/* Records that uid/attempt was re-asked; called once the status saying so is written. */
-static void mark_reasked(ait_reconciler *r, const char *uid, int attempt)
+/* Returns 1 when uid/attempt has been re-asked; *due gets the time the re-ask may be sent. */
+static int reask_due(ait_reconciler *r, const char *uid, int attempt, int64_t *due)
 {
-    if (was_reasked(r, uid, attempt)) {
-        return;
-    }
     pthread_mutex_lock(&r->mu);
-    if (r->n_reasked < PENDING_MAX) {
-        r->reasked = ait_realloc(r->reasked, (r->n_reasked + 1) * sizeof(char *));
-        r->reasked[r->n_reasked++] = ait_asprintf("%s/%d", uid, attempt);
+    ssize_t i = find_reask(r, uid, attempt);
+    if (i >= 0 && due != NULL) {
+        *due = r->reasked[i].due;
+    }
+    pthread_mutex_unlock(&r->mu);
+    return i >= 0;
+}
+
+/* Records the re-ask of uid/attempt, to be sent at due. Recorded before the status saying so is
+ * written (a reconcile woken by that write must already see it), dropped if the write fails. */
+static void reask_set(ait_reconciler *r, const char *uid, int attempt, int64_t due)
+{
+    pthread_mutex_lock(&r->mu);
+    if (find_reask(r, uid, attempt) < 0 && r->n_reasked < PENDING_MAX) {
+        r->reasked = ait_realloc(r->reasked, (r->n_reasked + 1) * sizeof(*r->reasked));
+        r->reasked[r->n_reasked].uid = ait_strdup(uid);
+        r->reasked[r->n_reasked].attempt = attempt;
+        r->reasked[r->n_reasked].due = due;
+        r->n_reasked++;
+    }
+    pthread_mutex_unlock(&r->mu);
+}
+
+/* Returns 1 and claims uid's heal, or 0 when it is already claimed. */
+static int heal_claim(ait_reconciler *r, const char *uid)
+{
+    int ok = 1;
+    pthread_mutex_lock(&r->mu);
+    for (size_t i = 0; i < r->n_claims && ok; i++) {
+        ok = strcmp(r->claims[i], uid) != 0;
+    }
+    if (ok) {
+        r->claims = ait_realloc(r->claims, (r->n_claims + 1) * sizeof(char *));
+        r->claims[r->n_claims++] = ait_strdup(uid);
+    }
+    pthread_mutex_unlock(&r->mu);
+    return ok;
+}
+
+static void heal_unclaim(ait_reconciler *r, const char *uid)
+{
+    pthread_mutex_lock(&r->mu);
+    for (size_t i = 0; i < r->n_claims; i++) {
+        if (strcmp(r->claims[i], uid) == 0) {
+            ait_free(r->claims[i]);
+            r->claims[i] = r->claims[--r->n_claims];
+            break;
+        }
+    }
+    pthread_mutex_unlock(&r->mu);
+}
+
+static void reask_drop(ait_reconciler *r, const char *uid, int attempt)
+{
+    pthread_mutex_lock(&r->mu);
+    ssize_t i = find_reask(r, uid, attempt);
+    if (i >= 0) {
+        ait_free(r->reasked[i].uid);
+        r->reasked[i] = r->reasked[--r->n_reasked];
     }
     pthread_mutex_unlock(&r->mu);
 }
@@ -180,9 +242,13 @@ void ait_reconciler_free(ait_reconciler *r)
     }
     ait_free(r->written);
     for (size_t i = 0; i < r->n_reasked; i++) {
-        ait_free(r->reasked[i]);
+        ait_free(r->reasked[i].uid);
     }
     ait_free(r->reasked);
+    for (size_t i = 0; i < r->n_claims; i++) {
+        ait_free(r->claims[i]);
+    }
+    ait_free(r->claims);
     pthread_mutex_destroy(&r->mu);
     ait_free(r);
 }
@@ -860,9 +926,10 @@ typedef struct taken_failure {
     int reask;
 } taken_failure;
 
-static ait_status next_attempt(ait_reconciler *r, json_object *task, json_object *status,
-                               const ait_task_spec *spec, int n_done, json_object *last,
-                               int64_t *requeue, taken_failure *taken, ait_error *err)
+static ait_status next_attempt_claimed(ait_reconciler *r, json_object *task, json_object *status,
+                                       const ait_task_spec *spec, int n_done, json_object *last,
+                                       int64_t *requeue, taken_failure *taken, int *submitted,
+                                       ait_error *err)
 {
     int next = n_done + 1;
     int64_t gen = ait_obj_generation(task);
@@ -912,11 +979,12 @@ static ait_status next_attempt(ait_reconciler *r, json_object *task, json_object
             return AIT_OK;
         }
         if (strcmp(pf.reason, "ProvidersUnavailable") == 0 &&
-            !was_reasked(r, ait_obj_uid(task), next)) {
+            !reask_due(r, ait_obj_uid(task), next, NULL)) {
             ait_condition_set(status, "Healing", "True", "ProvidersUnavailable",
                               "every provider failed; asking once more in 10 s", gen, now_ns(r));
             set_phase(status, AIT_PHASE_HEALING);
             taken->reask = 1;
+            reask_set(r, ait_obj_uid(task), next, now_ns(r) + HEAL_REASK_NS);
             *requeue = HEAL_REASK_NS;
             return AIT_OK;
         }
@@ -925,6 +993,12 @@ static ait_status next_attempt(ait_reconciler *r, json_object *task, json_object
                               now_ns(r));
         }
         fail_task(r, task, status, pf.reason, pf.message);
+        return AIT_OK;
+    }
+    /* Every provider failed once: the one re-ask waits its 10 s, whatever wakes the task. */
+    int64_t reask_at = 0;
+    if (reask_due(r, ait_obj_uid(task), next, &reask_at) && now_ns(r) < reask_at) {
+        *requeue = reask_at - now_ns(r);
         return AIT_OK;
     }
     if (r->d.healer.submit == NULL) {
@@ -990,18 +1064,51 @@ static ait_status next_attempt(ait_reconciler *r, json_object *task, json_object
     if (cost != NULL && ait_usd_parse(cost, &spent) == AIT_OK) {
         job.spent_micro = spent;
     }
+    char att[16];
+    snprintf(att, sizeof(att), "%d", next);
+    AIT_LOG_INFO(2, "asking the providers", "object", key, "attempt", att, "resourceVersion",
+                 ait_obj_resource_version(task), "phase", ait_json_str(status, "phase"));
     st = r->d.healer.submit(r->d.healer.ctx, r, &job);
     ait_free(failing);
     ait_free(key);
+    if (st == AIT_ERR_EXISTS) {
+        /* A heal for an earlier task of the same name is still running: ask after it. */
+        *requeue = AIT_NS_PER_S;
+        return AIT_OK;
+    }
     if (st != AIT_OK) {
         return ait_error_set(err, st, "submitting the heal failed");
     }
+    *submitted = 1;
     set_phase(status, AIT_PHASE_HEALING);
     ait_condition_set(status, "Healing", "True", "Healing",
                       n_done == 0 ? "generating the first code from spec.prompt"
                                   : "asking the providers for corrected code",
                       gen, now_ns(r));
     return AIT_OK;
+}
+
+/* Starts the next attempt, or asks the providers for its code. Only one reconcile at a time
+ * (and none while a heal runs) looks for and asks for a task's heal; see claims. */
+static ait_status next_attempt(ait_reconciler *r, json_object *task, json_object *status,
+                               const ait_task_spec *spec, int n_done, json_object *last,
+                               int64_t *requeue, taken_failure *taken, ait_error *err)
+{
+    int submitted = 0;
+    if (n_done == 0 && spec->code != NULL && spec->code[0] != '\0') {
+        return next_attempt_claimed(r, task, status, spec, n_done, last, requeue, taken, &submitted,
+                                    err);
+    }
+    const char *uid = ait_obj_uid(task);
+    if (!heal_claim(r, uid)) {
+        return AIT_OK; /* a heal is in flight; its end requeues the task */
+    }
+    ait_status st =
+        next_attempt_claimed(r, task, status, spec, n_done, last, requeue, taken, &submitted, err);
+    if (!submitted) {
+        heal_unclaim(r, uid);
+    }
+    return st;
 }
 
 /* The last attempt is running: look at its pod. */
@@ -1299,9 +1406,10 @@ ait_status ait_reconcile(ait_reconciler *r, const char *key, int64_t *requeue_af
     }
     if (taken.have) {
         if (st != AIT_OK) {
+            if (taken.reask) {
+                reask_drop(r, ait_obj_uid(task), taken.pf.attempt);
+            }
             put_back_failure(r, &taken.pf);
-        } else if (taken.reask) {
-            mark_reasked(r, ait_obj_uid(task), taken.pf.attempt);
         }
         failure_clear(&taken.pf);
     }
@@ -1342,6 +1450,8 @@ void ait_reconciler_heal_done(ait_reconciler *r, const ait_heal_job *job,
             ait_task_spec_clear(&spec);
         }
         json_object_put(task);
+    } else if (outcome->reason != NULL && strcmp(outcome->reason, "Cancelled") == 0) {
+        /* The controller is stopping: not the task's failure; the next leader asks again. */
     } else {
         pthread_mutex_lock(&r->mu);
         if (r->n_failures < PENDING_MAX) {
@@ -1355,6 +1465,7 @@ void ait_reconciler_heal_done(ait_reconciler *r, const ait_heal_job *job,
         }
         pthread_mutex_unlock(&r->mu);
     }
+    heal_unclaim(r, job->uid);
     if (r->d.queue.add != NULL) {
         r->d.queue.add(r->d.queue.ctx, job->key);
     }

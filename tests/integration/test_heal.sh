@@ -91,8 +91,13 @@ spec:
 Y
 check "all providers down: Failed with reason ProvidersUnavailable" \
     wait_jp 60 "$ns" alldown '{.status.phase}/{.status.conditions[?(@.type=="Succeeded")].reason}' "Failed/ProvidersUnavailable"
-check "no retry storm: the dead provider was asked at most twice (one re-ask)" \
-    test "$(grep 'heal failed' "$T_TMP/heal.log" | grep -c 'alldown')" -le 2
+check "no retry storm: the dead provider was asked twice (one re-ask)" \
+    test "$(grep 'heal failed' "$T_TMP/heal.log" | grep -c '/alldown"')" -eq 2
+check "... and the re-ask waited its 10 s" python3 -c '
+import json, sys, datetime
+ts = [datetime.datetime.fromisoformat(json.loads(l)["ts"].rstrip("Z"))
+      for l in open(sys.argv[1]) if "heal failed" in l and "/alldown\"" in l]
+sys.exit(0 if len(ts) == 2 and (ts[1] - ts[0]).total_seconds() >= 9.5 else 1)' "$T_TMP/heal.log"
 
 # ---- a task over its own budget
 cat <<Y | kubectl apply -f - >/dev/null
