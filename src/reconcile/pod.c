@@ -144,7 +144,12 @@ json_object *ait_pod_build(json_object *task, const ait_task_spec *spec,
     json_object *pod = json_object_new_object();
     json_object_object_add(pod, "apiVersion", json_object_new_string("v1"));
     json_object_object_add(pod, "kind", json_object_new_string("Pod"));
-    json_object_object_add(pod, "metadata", metadata(task, name, attempt));
+    json_object *pm = metadata(task, name, attempt);
+    if (!spec->network_access) {
+        json_object_object_add(ait_json_path(pm, "labels"), AIT_LABEL_EGRESS,
+                               json_object_new_string("deny"));
+    }
+    json_object_object_add(pod, "metadata", pm);
 
     json_object *ps = json_object_new_object();
     json_object_object_add(ps, "restartPolicy", json_object_new_string("Never"));
@@ -256,17 +261,22 @@ json_object *ait_pod_build(json_object *task, const ait_task_spec *spec,
     return pod;
 }
 
-json_object *ait_netpol_build(json_object *task)
+json_object *ait_netpol_build(const char *ns)
 {
-    char *name = ait_asprintf("%s-sandbox", ait_obj_name(task));
     json_object *np = json_object_new_object();
     json_object_object_add(np, "apiVersion", json_object_new_string("networking.k8s.io/v1"));
     json_object_object_add(np, "kind", json_object_new_string("NetworkPolicy"));
-    json_object_object_add(np, "metadata", metadata(task, name, 0));
+    json_object *m = json_object_new_object();
+    json_object_object_add(m, "name", json_object_new_string(AIT_NETPOL_NAME));
+    json_object_object_add(m, "namespace", json_object_new_string(ns));
+    json_object *labels = json_object_new_object();
+    json_object_object_add(labels, AIT_LABEL_MANAGED_BY, json_object_new_string(AIT_MANAGER));
+    json_object_object_add(m, "labels", labels);
+    json_object_object_add(np, "metadata", m);
     json_object *spec = json_object_new_object();
     json_object *sel = json_object_new_object();
     json_object *ml = json_object_new_object();
-    json_object_object_add(ml, AIT_LABEL_TASK_UID, json_object_new_string(ait_obj_uid(task)));
+    json_object_object_add(ml, AIT_LABEL_EGRESS, json_object_new_string("deny"));
     json_object_object_add(sel, "matchLabels", ml);
     json_object_object_add(spec, "podSelector", sel);
     json_object *types = json_object_new_array();
@@ -275,6 +285,5 @@ json_object *ait_netpol_build(json_object *task)
     /* An empty egress list with policyType Egress denies all egress, DNS included. */
     json_object_object_add(spec, "egress", json_object_new_array());
     json_object_object_add(np, "spec", spec);
-    ait_free(name);
     return np;
 }

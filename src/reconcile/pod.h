@@ -1,7 +1,7 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 /* Builders for the objects one attempt owns: the code ConfigMap and the sandbox Pod
  * `<task>-a<N>` (deterministic names, so a retry after a crash adopts instead of duplicating),
- * and the task's egress-denying NetworkPolicy. The pod meets the Pod Security "restricted"
+ * and the namespace's egress-denying NetworkPolicy. The pod meets the Pod Security "restricted"
  * profile plus a read-only root, no service-account token and a writable emptyDir only at the
  * work dir; its entrypoint copies the tail of the program's output to the termination message.
  * Every builder returns an owned json_object (json_object_put). */
@@ -14,6 +14,10 @@
 #include "reconcile/config.h"
 
 #define AIT_LABEL_TASK_UID "aitask.dev/task-uid"
+/* Sandbox pods without spec.sandbox.networkAccess carry AIT_LABEL_EGRESS=deny, which the
+ * namespace's NetworkPolicy AIT_NETPOL_NAME selects. */
+#define AIT_LABEL_EGRESS "aitask.dev/egress"
+#define AIT_NETPOL_NAME "aitask-sandbox-deny-egress"
 #define AIT_ANNOTATION_HEAL "aitask.dev/heal"
 #define AIT_WORK_DIR "/work"
 #define AIT_CODE_DIR "/code"
@@ -37,7 +41,9 @@ json_object *ait_pod_build(json_object *task, const ait_task_spec *spec,
                            const ait_controller_config *cfg, int attempt, const char *secret_name,
                            ait_error *err);
 
-/* The NetworkPolicy "<task>-sandbox" selecting the task's pods: egress denied entirely. */
-json_object *ait_netpol_build(json_object *task);
+/* The NetworkPolicy AIT_NETPOL_NAME of namespace ns, shared by every task there (one write per
+ * namespace instead of one per task): pods labelled AIT_LABEL_EGRESS=deny have no egress at
+ * all, DNS included. Not owned by any task, so deleting a task leaves it for the others. */
+json_object *ait_netpol_build(const char *ns);
 
 #endif

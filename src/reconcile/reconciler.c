@@ -40,6 +40,14 @@ typedef struct written_rv {
 
 #define WRITTEN_MAX 16384
 
+typedef struct netpol_seen {
+    char *ns;
+    int64_t at;
+} netpol_seen;
+
+/* How long a namespace's NetworkPolicy is trusted before it is checked again (a GET). */
+#define NETPOL_RECHECK_NS (60 * AIT_NS_PER_S)
+
 typedef struct reask {
     char *uid;
     int attempt;
@@ -64,6 +72,9 @@ struct ait_reconciler {
      * outcome and ask the providers a second time. */
     char **claims;
     size_t n_claims;
+    /* Namespaces whose sandbox NetworkPolicy was created or checked, and when (now_ns()). */
+    netpol_seen *netpols;
+    size_t n_netpols;
 };
 
 #define HEAL_REASK_NS (10 * AIT_NS_PER_S)
@@ -249,6 +260,10 @@ void ait_reconciler_free(ait_reconciler *r)
         ait_free(r->claims[i]);
     }
     ait_free(r->claims);
+    for (size_t i = 0; i < r->n_netpols; i++) {
+        ait_free(r->netpols[i].ns);
+    }
+    ait_free(r->netpols);
     pthread_mutex_destroy(&r->mu);
     ait_free(r);
 }
@@ -459,6 +474,58 @@ static ait_status ensure_created(ait_reconciler *r, const ait_gvr *gvr, json_obj
                              gvr->kind, ns, name);
     }
     AIT_LOG_INFO(2, "adopted existing object", "object", name, "kind", gvr->kind);
+    return AIT_OK;
+}
+
+/* Makes sure namespace ns has the sandbox NetworkPolicy, as built by ait_netpol_build: created
+ * when missing, put back when someone changed it. Checked again every NETPOL_RECHECK_NS, so it
+ * costs one write per namespace, not one per task. */
+static ait_status ensure_netpol(ait_reconciler *r, const char *ns, ait_error *err)
+{
+    int64_t now = now_ns(r);
+    pthread_mutex_lock(&r->mu);
+    for (size_t i = 0; i < r->n_netpols; i++) {
+        if (strcmp(r->netpols[i].ns, ns) == 0 && now - r->netpols[i].at < NETPOL_RECHECK_NS) {
+            pthread_mutex_unlock(&r->mu);
+            return AIT_OK;
+        }
+    }
+    pthread_mutex_unlock(&r->mu);
+    json_object *want = ait_netpol_build(ns);
+    json_object *cur = NULL;
+    ait_status st =
+        ait_rest_get(r->d.rest, &AIT_GVR_NETWORKPOLICIES, ns, AIT_NETPOL_NAME, &cur, err);
+    if (st == AIT_ERR_NOT_FOUND) {
+        ait_error_clear(err);
+        st = ait_rest_create(r->d.rest, &AIT_GVR_NETWORKPOLICIES, ns, want, NULL, err);
+        if (st == AIT_ERR_EXISTS) {
+            ait_error_clear(err);
+            st = AIT_OK; /* another replica or worker made it a moment ago */
+        }
+    } else if (st == AIT_OK &&
+               !json_object_equal(ait_json_path(cur, "spec"), ait_json_path(want, "spec"))) {
+        AIT_LOG_INFO(0, "the sandbox NetworkPolicy was changed; restoring it", "namespace", ns);
+        json_object_object_add(cur, "spec", json_object_get(ait_json_path(want, "spec")));
+        st = ait_rest_update(r->d.rest, &AIT_GVR_NETWORKPOLICIES, ns, AIT_NETPOL_NAME, NULL, cur,
+                             NULL, err);
+    }
+    json_object_put(cur);
+    json_object_put(want);
+    if (st != AIT_OK) {
+        ait_error_wrap(err, "ensuring NetworkPolicy %s/%s", ns, AIT_NETPOL_NAME);
+        return st;
+    }
+    pthread_mutex_lock(&r->mu);
+    size_t i = 0;
+    while (i < r->n_netpols && strcmp(r->netpols[i].ns, ns) != 0) {
+        i++;
+    }
+    if (i == r->n_netpols) {
+        r->netpols = ait_realloc(r->netpols, (r->n_netpols + 1) * sizeof(*r->netpols));
+        r->netpols[r->n_netpols++].ns = ait_strdup(ns);
+    }
+    r->netpols[i].at = now;
+    pthread_mutex_unlock(&r->mu);
     return AIT_OK;
 }
 
@@ -714,7 +781,8 @@ static const char *code_file(ait_reconciler *r, const ait_task_spec *spec)
     return rt ? rt->file : "main";
 }
 
-/* Starts attempt n with code: NetworkPolicy, ConfigMap, Pod, then the attempt in the status. */
+/* Starts attempt n with code: the namespace's NetworkPolicy, ConfigMap, Pod, then the attempt in
+ * the status. */
 static ait_status start_attempt(ait_reconciler *r, json_object *task, json_object *status,
                                 const ait_task_spec *spec, int n, const char *code,
                                 json_object *heal, int64_t *requeue, ait_error *err)
@@ -814,9 +882,7 @@ static ait_status start_attempt(ait_reconciler *r, json_object *task, json_objec
         json_object_object_del(status, "queue");
     }
     if (!spec->network_access) {
-        json_object *np = ait_netpol_build(task);
-        st = ensure_created(r, &AIT_GVR_NETWORKPOLICIES, task, np, err);
-        json_object_put(np);
+        st = ensure_netpol(r, ait_obj_namespace(task), err);
         if (st != AIT_OK) {
             goto release;
         }

@@ -51,8 +51,12 @@ check "pod: writable emptyDir only at /work, limits set, FallbackToLogsOnError" 
     test "$(jq -r '[(.spec.volumes[]|select(.emptyDir)|.name), (.spec.containers[0].volumeMounts[]|select(.readOnly!=true)|.mountPath), (.spec.containers[0].resources.limits.memory!=null), .spec.containers[0].terminationMessagePolicy]|join(",")' <<<"$pod")" = "work,/work,true,FallbackToLogsOnError"
 check "pod is controlled by its AITask" \
     test "$(jq -r '.metadata.ownerReferences[0]|[.kind,.controller]|join(",")' <<<"$pod")" = "AITask,true"
-check "NetworkPolicy denies all egress of the task's pods" \
-    test "$(kubectl get networkpolicy -n "$ns" hello-sandbox -o jsonpath='{.spec.policyTypes[0]}/{.spec.egress}')" = "Egress/"
+check "the namespace's NetworkPolicy denies all egress of pods labelled aitask.dev/egress=deny" \
+    test "$(kubectl get networkpolicy -n "$ns" aitask-sandbox-deny-egress -o jsonpath='{.spec.podSelector.matchLabels.aitask\.dev/egress}/{.spec.policyTypes[0]}/{.spec.egress}')" = "deny/Egress/"
+check "pod: labelled aitask.dev/egress=deny (networkAccess false)" \
+    test "$(jq -r '.metadata.labels["aitask.dev/egress"]' <<<"$pod")" = deny
+check "one NetworkPolicy for the namespace, not one per task" \
+    test "$(kubectl get networkpolicy -n "$ns" -o name | wc -l)" -eq 1
 check "maxAttempts 1: a failed run ends Failed" wait_for 60 phase_is "$ns" fail1 Failed
 check "failed attempt keeps exit code, reason and output tail" \
     test "$(jp "$ns" fail1 '{.status.attempts[0].exitCode}/{.status.attempts[0].reason}/{.status.attempts[0].message}')" = "3/Error/boom"
@@ -105,8 +109,10 @@ kubectl delete aitask -n "$ns2" del --wait=false >/dev/null
 check "deleting a running task removes it (finalizer released)" \
     wait_for 60 test -z "$(kubectl get aitask -n "$ns2" del -o name 2>/dev/null)"
 check "its pod is gone" wait_for 60 test -z "$(kubectl get pod -n "$ns2" del-a1 -o name 2>/dev/null)"
-check "its ConfigMap and NetworkPolicy are gone (owner references)" \
-    wait_for 60 test -z "$(kubectl get configmap,networkpolicy -n "$ns2" del-a1 del-sandbox -o name 2>/dev/null)"
+check "its ConfigMap is gone (owner references)" \
+    wait_for 60 test -z "$(kubectl get configmap -n "$ns2" del-a1 -o name 2>/dev/null)"
+check "the namespace's NetworkPolicy stays for the other tasks" \
+    kubectl get networkpolicy -n "$ns2" aitask-sandbox-deny-egress -o name
 
 # ---------------------------------------------------------------- SIGKILL at five points
 ns3=$(new_namespace ctrl-crash)

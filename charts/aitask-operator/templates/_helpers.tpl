@@ -106,7 +106,7 @@ and vault.jwtFile pointed at the projected token when that is enabled.
   verbs: [get, create, delete]
 - apiGroups: [networking.k8s.io]
   resources: [networkpolicies]
-  verbs: [get, create]
+  verbs: [get, create, update]
 - apiGroups: [events.k8s.io]
   resources: [events]
   verbs: [create, patch]
