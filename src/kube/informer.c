@@ -17,6 +17,8 @@
 #include "kube/watch.h"
 
 #define DEFAULT_PAGE_SIZE 500
+/* As the watch decoder: Kubernetes objects can nest deeper than json-c's default of 32. */
+#define LIST_JSON_DEPTH 64
 #define DEFAULT_BACKOFF_INITIAL_MS 800
 #define DEFAULT_BACKOFF_MAX_MS 30000
 #define DEFAULT_BACKOFF_RESET_MS 120000
@@ -229,10 +231,144 @@ static void append_param(ait_buf *q, const char *key, const char *value)
     ait_assert(st == AIT_OK); /* unbounded buffer */
 }
 
-/* Fetches one page of the list into *page (owned). */
-static ait_status list_page(ait_informer *inf, const char *path, const char *cont,
-                            json_object **page, ait_error *err)
+/* Skips JSON whitespace. */
+static const char *skip_ws(const char *p, const char *end)
 {
+    while (p < end && (*p == ' ' || *p == '\n' || *p == '\r' || *p == '\t')) {
+        p++;
+    }
+    return p;
+}
+
+/* Parses the one JSON value starting at *pp into *out (owned; NULL for null) and moves *pp past
+ * it: json-c's tokener stops at the end of a complete value and says where. Returns 0, or -1 on
+ * malformed or truncated input. */
+static int parse_value(json_tokener *tok, const char **pp, const char *end, json_object **out)
+{
+    *out = NULL;
+    json_tokener_reset(tok);
+    json_object *o = json_tokener_parse_ex(tok, *pp, (int)(end - *pp));
+    if (json_tokener_get_error(tok) != json_tokener_success) {
+        json_object_put(o);
+        return -1;
+    }
+    *pp += json_tokener_get_parse_end(tok);
+    *out = o;
+    return 0;
+}
+
+/* Decodes the items array at *pp ('[') one item at a time into batch. Returns 0 or -1. */
+static int decode_items(ait_informer *inf, json_tokener *tok, const char **pp, const char *end,
+                        ait_store_batch *batch)
+{
+    const char *p = skip_ws(*pp + 1, end);
+    if (p < end && *p == ']') {
+        *pp = p + 1;
+        return 0;
+    }
+    for (;;) {
+        json_object *it = NULL;
+        if (parse_value(tok, &p, end, &it) != 0) {
+            return -1;
+        }
+        if (json_object_is_type(it, json_type_object)) {
+            prepare(inf, it);
+            (void)ait_store_batch_add(batch, it); /* nameless items cannot be cached */
+        }
+        json_object_put(it);
+        p = skip_ws(p, end);
+        if (p < end && *p == ',') {
+            p = skip_ws(p + 1, end);
+            continue;
+        }
+        if (p < end && *p == ']') {
+            *pp = p + 1;
+            return 0;
+        }
+        return -1;
+    }
+}
+
+/* Decodes a List page into batch item by item, so memory holds one item's tree at a time rather
+ * than the page's (a json-c tree takes ~20x its text: a page of 500 pods was ~40 MB). Only the
+ * two levels of punctuation around the items are scanned here; json-c parses every key and
+ * value. *meta gets the page's metadata (owned, NULL when absent). */
+static ait_status decode_page(ait_informer *inf, const char *path, const char *text, size_t len,
+                              ait_store_batch *batch, json_object **meta, ait_error *err)
+{
+    *meta = NULL;
+    const char *end = text + len;
+    const char *p = skip_ws(text, end);
+    json_tokener *tok = json_tokener_new_ex(LIST_JSON_DEPTH);
+    ait_assert(tok != NULL);
+    int ok = 0;
+    if (p == end || *p != '{') {
+        goto out;
+    }
+    p = skip_ws(p + 1, end);
+    if (p < end && *p == '}') {
+        p++;
+        ok = 1;
+        goto out;
+    }
+    for (;;) {
+        json_object *key = NULL;
+        if (p == end || *p != '"' || parse_value(tok, &p, end, &key) != 0) {
+            goto out;
+        }
+        int is_items = strcmp(json_object_get_string(key), "items") == 0;
+        int is_meta = strcmp(json_object_get_string(key), "metadata") == 0;
+        json_object_put(key);
+        p = skip_ws(p, end);
+        if (p == end || *p != ':') {
+            goto out;
+        }
+        p = skip_ws(p + 1, end);
+        if (is_items && p < end && *p == '[') {
+            if (decode_items(inf, tok, &p, end, batch) != 0) {
+                goto out;
+            }
+        } else {
+            json_object *v = NULL;
+            if (parse_value(tok, &p, end, &v) != 0 || (is_items && v != NULL)) {
+                json_object_put(v); /* items neither an array nor null: not a List */
+                goto out;
+            }
+            if (is_meta) {
+                json_object_put(*meta);
+                *meta = v;
+            } else {
+                json_object_put(v);
+            }
+        }
+        p = skip_ws(p, end);
+        if (p < end && *p == ',') {
+            p = skip_ws(p + 1, end);
+            continue;
+        }
+        if (p < end && *p == '}') {
+            p++;
+            break;
+        }
+        goto out;
+    }
+    ok = skip_ws(p, end) == end;
+out:
+    json_tokener_free(tok);
+    if (!ok) {
+        json_object_put(*meta);
+        *meta = NULL;
+        return ait_error_set(err, AIT_ERR_PARSE, "GET %s: the answer is not a List", path);
+    }
+    return AIT_OK;
+}
+
+/* Fetches one page of the list and adds its items to batch; *meta gets the page's metadata
+ * (owned, may be NULL). */
+static ait_status list_page(ait_informer *inf, const char *path, const char *cont,
+                            ait_store_batch *batch, json_object **meta, ait_error *err)
+{
+    *meta = NULL;
     ait_buf q;
     ait_buf_init(&q, 0);
     if (inf->label_selector != NULL) {
@@ -249,24 +385,19 @@ static ait_status list_page(ait_informer *inf, const char *path, const char *con
     if (cont != NULL) {
         append_param(&q, "continue", cont);
     }
-    ait_status st =
-        ait_rest_request(inf->rest, "GET", path, ait_buf_str(&q), NULL, NULL, page, err);
+    ait_buf body;
+    ait_status st = ait_rest_get_text(inf->rest, path, ait_buf_str(&q), &body, err);
     ait_buf_free(&q);
-    json_object *items = ait_json_path(*page, "items"); /* absent or null: no items */
-    if (st == AIT_OK && (!json_object_is_type(*page, json_type_object) ||
-                         (items != NULL && !json_object_is_type(items, json_type_array)))) {
-        st = ait_error_set(err, AIT_ERR_PARSE, "GET %s: the answer is not a List", path);
+    if (st == AIT_OK) {
+        st = decode_page(inf, path, body.data != NULL ? body.data : "", body.len, batch, meta, err);
     }
-    if (st != AIT_OK) {
-        json_object_put(*page);
-        *page = NULL;
-    }
+    ait_buf_free(&body);
     return st;
 }
 
-/* Lists page by page (client-go's pager), turning each page into cache entries before the next
- * is fetched, so memory holds one page of trees at most; then swaps the cache in one step. A
- * continue token that expired (410) restarts the list once. */
+/* Lists page by page (client-go's pager), turning each item into a cache entry as it is decoded
+ * (one item's tree in memory at a time, plus the page's text); then swaps the cache in one step.
+ * A continue token that expired (410) restarts the list once. */
 static ait_status do_list(ait_informer *inf, ait_error *err)
 {
     char *path = ait_rest_path(&inf->gvr, inf->ns, NULL, NULL);
@@ -276,8 +407,8 @@ static ait_status do_list(ait_informer *inf, ait_error *err)
     int restarted = 0;
     ait_status st = AIT_OK;
     for (;;) {
-        json_object *page = NULL;
-        st = list_page(inf, path, cont, &page, err);
+        json_object *page = NULL; /* the page's metadata */
+        st = list_page(inf, path, cont, batch, &page, err);
         if (st == AIT_ERR_GONE && cont != NULL && !restarted) {
             restarted = 1;
             ait_free(cont), ait_free(rv);
@@ -291,18 +422,9 @@ static ait_status do_list(ait_informer *inf, ait_error *err)
         }
         if (rv == NULL) {
             /* The first page's resourceVersion is the snapshot's. */
-            rv = ait_strdup(ait_json_str(page, "metadata.resourceVersion"));
+            rv = ait_strdup(ait_json_str(page, "resourceVersion"));
         }
-        json_object *items = ait_json_array(page, "items");
-        size_t n = items != NULL ? json_object_array_length(items) : 0;
-        for (size_t i = 0; i < n; i++) {
-            json_object *it = json_object_array_get_idx(items, i);
-            if (json_object_is_type(it, json_type_object)) {
-                prepare(inf, it);
-                (void)ait_store_batch_add(batch, it); /* nameless items cannot be cached */
-            }
-        }
-        const char *next = ait_json_str(page, "metadata.continue");
+        const char *next = ait_json_str(page, "continue");
         ait_free(cont);
         cont = (next != NULL && *next != '\0') ? ait_strdup(next) : NULL;
         json_object_put(page);

@@ -867,12 +867,17 @@ static void note_retry_after(ait_error *err, const char *header)
     snprintf(err->msg + len, sizeof err->msg - len, " (retry after %lds)", s);
 }
 
+/* Sends one request. A 2xx body is decoded into *out (when out is non-NULL), or handed over
+ * undecoded in *text_out (when text_out is non-NULL: initialised here, free with ait_buf_free). */
 static ait_status do_request(ait_rest *c, const char *method, const char *path, const char *query,
                              const char *content_type, const char *body, size_t body_len,
-                             json_object **out, ait_error *err)
+                             json_object **out, ait_buf *text_out, ait_error *err)
 {
     if (out != NULL) {
         *out = NULL;
+    }
+    if (text_out != NULL) {
+        ait_buf_init(text_out, 0);
     }
     char *url = make_url(c, path, query);
     ait_ratelimit_wait(c->rl);
@@ -905,6 +910,9 @@ static ait_status do_request(ait_rest *c, const char *method, const char *path, 
         if (st == AIT_ERR_RETRY) {
             note_retry_after(err, resp.retry_after);
         }
+    } else if (text_out != NULL) {
+        *text_out = resp.body;
+        ait_buf_init(&resp.body, 0);
     } else if (out != NULL && resp.body.len > 0) {
         st = ait_json_parse(resp.body.data, resp.body.len, out, err);
         if (st != AIT_OK) {
@@ -928,7 +936,19 @@ ait_status ait_rest_request(ait_rest *c, const char *method, const char *path, c
         return ait_error_set(err, AIT_ERR_INVALID, "ait_rest_request: NULL argument");
     }
     return do_request(c, method, path, query, content_type, body, body != NULL ? strlen(body) : 0,
-                      out, err);
+                      out, NULL, err);
+}
+
+ait_status ait_rest_get_text(ait_rest *c, const char *path, const char *query, ait_buf *out,
+                             ait_error *err)
+{
+    if (c == NULL || path == NULL || out == NULL) {
+        if (out != NULL) {
+            ait_buf_init(out, 0);
+        }
+        return ait_error_set(err, AIT_ERR_INVALID, "ait_rest_get_text: NULL argument");
+    }
+    return do_request(c, "GET", path, query, NULL, NULL, 0, NULL, out, err);
 }
 
 ait_status ait_rest_get(ait_rest *c, const ait_gvr *gvr, const char *ns, const char *name,
@@ -938,7 +958,7 @@ ait_status ait_rest_get(ait_rest *c, const ait_gvr *gvr, const char *ns, const c
         return ait_error_set(err, AIT_ERR_INVALID, "ait_rest_get: NULL argument");
     }
     char *path = ait_rest_path(gvr, ns, name, NULL);
-    ait_status st = do_request(c, "GET", path, NULL, NULL, NULL, 0, out, err);
+    ait_status st = do_request(c, "GET", path, NULL, NULL, NULL, 0, out, NULL, err);
     ait_free(path);
     return st;
 }
@@ -963,7 +983,7 @@ static ait_status list_page(ait_rest *c, const char *path, const ait_list_option
     if (cont != NULL) {
         query_add(&q, "continue", cont);
     }
-    ait_status st = do_request(c, "GET", path, ait_buf_str(&q), NULL, NULL, 0, page, err);
+    ait_status st = do_request(c, "GET", path, ait_buf_str(&q), NULL, NULL, 0, page, NULL, err);
     ait_buf_free(&q);
     if (st == AIT_OK && (*page == NULL || !json_object_is_type(*page, json_type_object) ||
                          !json_object_is_type(ait_json_path(*page, "items"), json_type_array))) {
@@ -1067,8 +1087,8 @@ static ait_status send_object(ait_rest *c, const char *method, const char *path,
     size_t len = 0;
     const char *body = json_object_to_json_string_length(obj, JSON_C_TO_STRING_PLAIN, &len);
     json_object *res = NULL;
-    ait_status st =
-        do_request(c, method, path, NULL, "application/json", body, len, out ? &res : NULL, err);
+    ait_status st = do_request(c, method, path, NULL, "application/json", body, len,
+                               out ? &res : NULL, NULL, err);
     if (out != NULL) {
         *out = res;
     }
@@ -1162,7 +1182,7 @@ ait_status ait_rest_patch(ait_rest *c, const ait_gvr *gvr, const char *ns, const
     }
     char *path = ait_rest_path(gvr, ns, name, opts != NULL ? opts->subresource : NULL);
     ait_status st =
-        do_request(c, "PATCH", path, ait_buf_str(&q), ct, patch, strlen(patch), out, err);
+        do_request(c, "PATCH", path, ait_buf_str(&q), ct, patch, strlen(patch), out, NULL, err);
     ait_free(path);
     ait_buf_free(&q);
     return st;
@@ -1204,7 +1224,8 @@ ait_status ait_rest_delete(ait_rest *c, const ait_gvr *gvr, const char *ns, cons
     size_t len = 0;
     const char *body = json_object_to_json_string_length(o, JSON_C_TO_STRING_PLAIN, &len);
     char *path = ait_rest_path(gvr, ns, name, NULL);
-    ait_status st = do_request(c, "DELETE", path, NULL, "application/json", body, len, NULL, err);
+    ait_status st =
+        do_request(c, "DELETE", path, NULL, "application/json", body, len, NULL, NULL, err);
     ait_free(path);
     json_object_put(o);
     return st;

@@ -121,6 +121,12 @@ ait_status ait_rest_request(ait_rest *c, const char *method, const char *path, c
 ait_status ait_rest_get(ait_rest *c, const ait_gvr *gvr, const char *ns, const char *name,
                         json_object **out, ait_error *err) AIT_WUR;
 
+/* GETs path?query (query may be NULL) and hands the 2xx body over undecoded in *out (always
+ * initialised; owned, free with ait_buf_free, also on failure), so a caller can decode a large
+ * List item by item instead of as one tree. Errors as ait_rest_request. */
+ait_status ait_rest_get_text(ait_rest *c, const char *path, const char *query, ait_buf *out,
+                             ait_error *err) AIT_WUR;
+
 typedef struct ait_list_options {
     const char *label_selector; /* may be NULL */
     const char *field_selector; /* may be NULL */

@@ -796,6 +796,55 @@ static void test_paged_list(void **state)
     ait_free(ab), ait_free(p1), ait_free(q1), ait_free(q2);
 }
 
+/* List pages are decoded item by item: the members may come in any order and with whitespace,
+ * strings may hold braces, brackets and escaped quotes, items that are not objects are skipped,
+ * and an answer that is not a List (or is cut short) fails the list, which backs off and
+ * retries. */
+static void test_list_decoding(void **state)
+{
+    fixture *fx = *state;
+    push_list(&fx->f, 200, "[1,2]");
+    push_list(&fx->f, 200, "{\"items\":{\"a\":1},\"metadata\":{\"resourceVersion\":\"3\"}}");
+    push_list(&fx->f, 200,
+              "{\"metadata\":{\"resourceVersion\":\"3\"},\"items\":[{\"metadata\":{\"name\":\"x\"");
+    push_list(&fx->f, 200, "{\"metadata\":{\"resourceVersion\":\"3\"},\"items\":[{}] x");
+    push_list(&fx->f, 200,
+              " {\n \"items\" : [ 7, {\"metadata\":{\"name\":\"q\\\"}]{\",\"namespace\":\"n\","
+              "\"resourceVersion\":\"5\",\"labels\":{\"k\":\"[}\\\\\"}}} ,\n"
+              "{\"metadata\":{\"name\":\"r\",\"namespace\":\"n\",\"resourceVersion\":\"6\"}} ] ,"
+              " \"kind\":\"ConfigMapList\", \"metadata\" : {\"resourceVersion\":\"8\"} }\n");
+    push_watch(&fx->f, 200, "", 1);
+    start(fx);
+    char *wu = wait_watch(fx, 0);
+    assert_non_null(strstr(wu, "resourceVersion=8"));
+    assert_int_equal(ait_informer_len(fx->inf), 2);
+    json_object *q = ait_informer_get(fx->inf, "n", "q\"}]{");
+    assert_non_null(q);
+    assert_string_equal(ait_json_str(q, "metadata.labels.k"), "[}\\");
+    assert_string_equal(ait_json_str(q, "kind"), "ConfigMap");
+    json_object_put(q);
+    ait_informer_stats st;
+    ait_informer_get_stats(fx->inf, &st);
+    assert_int_equal(st.lists, 1);
+    assert_int_equal(st.errors, 4);
+    assert_int_equal(hlog_waits(&fx->h), 4);
+    ait_free(wu);
+}
+
+/* "items": null is an empty list. */
+static void test_list_items_null(void **state)
+{
+    fixture *fx = *state;
+    push_list(&fx->f, 200, "{\"metadata\":{\"resourceVersion\":\"4\"},\"items\":null}");
+    push_watch(&fx->f, 200, "", 1);
+    start(fx);
+    char *wu = wait_watch(fx, 0);
+    assert_non_null(strstr(wu, "resourceVersion=4"));
+    assert_int_equal(ait_informer_len(fx->inf), 0);
+    assert_int_equal(hlog_waits(&fx->h), 0);
+    ait_free(wu);
+}
+
 static void test_invalid_options(void **state)
 {
     fixture *fx = *state;
@@ -828,6 +877,8 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_sync_timeout_and_quick_stop, setup, teardown),
         cmocka_unit_test_setup_teardown(test_stop_while_watching, setup, teardown),
         cmocka_unit_test_setup_teardown(test_paged_list, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_list_decoding, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_list_items_null, setup, teardown),
         cmocka_unit_test_setup_teardown(test_invalid_options, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

@@ -213,6 +213,32 @@ static void test_get_and_observe(void **state)
     ait_rest_free(c);
 }
 
+/* ait_rest_get_text hands a 2xx body over as it came, and decodes an error answer like the
+ * other calls (the buffer is then empty but initialised). */
+static void test_get_text(void **state)
+{
+    (void)state;
+    ait_rest *c = client(NULL);
+    answer(200, "{\"items\": [1, 2]} ");
+    answer(410, "{\"kind\":\"Status\",\"apiVersion\":\"v1\",\"status\":\"Failure\","
+                "\"message\":\"too old\",\"reason\":\"Expired\",\"code\":410}");
+    ait_buf body;
+    ait_error err = {0};
+    assert_int_equal(ait_rest_get_text(c, "/api/v1/pods", "limit=2", &body, &err), AIT_OK);
+    assert_int_equal(body.len, strlen("{\"items\": [1, 2]} "));
+    assert_memory_equal(body.data, "{\"items\": [1, 2]} ", body.len);
+    ait_buf_free(&body);
+    assert_string_equal(F.calls[0].method, "GET");
+    assert_string_equal(F.calls[0].url, "https://api.test:6443/api/v1/pods?limit=2");
+    assert_int_equal(ait_rest_get_text(c, "/api/v1/pods", NULL, &body, &err), AIT_ERR_GONE);
+    assert_int_equal(body.len, 0);
+    assert_int_equal(err.http_status, 410);
+    ait_buf_free(&body);
+    assert_int_equal(ait_rest_get_text(NULL, "/x", NULL, &body, &err), AIT_ERR_INVALID);
+    ait_buf_free(&body);
+    ait_rest_free(c);
+}
+
 static void test_create_update(void **state)
 {
     (void)state;
@@ -829,6 +855,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_teardown(test_paths, teardown),
         cmocka_unit_test_teardown(test_get_and_observe, teardown),
+        cmocka_unit_test_teardown(test_get_text, teardown),
         cmocka_unit_test_teardown(test_create_update, teardown),
         cmocka_unit_test_teardown(test_patch_kinds, teardown),
         cmocka_unit_test_teardown(test_delete_options, teardown),
