@@ -45,6 +45,11 @@ int main(int argc, char **argv)
     /* Few malloc arenas: a controller with a handful of threads gains nothing from one arena per
      * thread, and each costs resident memory. */
     mallopt(M_ARENA_MAX, 2);
+    /* A fixed mmap threshold: large blocks (List page bodies, big answers) get their own mapping
+     * and go back to the system when freed. glibc's default raises the threshold to the largest
+     * block freed so far, after which a 4 MiB page body lands in the heap, where the small cache
+     * entries allocated around it keep its pages resident. */
+    mallopt(M_MMAP_THRESHOLD, 128 * 1024);
     AIT_LOG_INFO(0, "starting", "version", AIT_VERSION);
     ait_manager *m = NULL;
     ait_status st = ait_manager_new(&opts, &m, &err);
