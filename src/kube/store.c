@@ -19,7 +19,7 @@
 #define STORE_JSON_DEPTH 64
 
 typedef struct map_node {
-    char *key; /* owned */
+    char *key; /* owned, unless the map borrows its keys */
     uint64_t hash;
     void *val;
     struct map_node *next;
@@ -29,20 +29,28 @@ typedef struct strmap {
     map_node **slots;
     size_t nslots; /* a power of two, or 0 before the first insert */
     size_t count;
+    /* The keys belong to the values (the object maps: each key lives in its entry), so the map
+     * neither copies nor frees them, and a put that replaces a value takes the new key. */
+    int borrow_keys;
 } strmap;
 
-/* A stored object (its JSON text) and the owner UIDs it was indexed under. */
+/* A stored object in one allocation (per-allocation overhead was a third of a pruned pod's
+ * cost): the header, the owner UID pointers, then the key, the JSON text, the resourceVersion
+ * and the owner UIDs, each NUL-terminated. */
 typedef struct obj_entry {
-    char *json;
-    size_t len;
-    char *rv; /* metadata.resourceVersion, or NULL */
-    char **owners;
+    const char *key;
+    const char *json;
+    size_t len;     /* of json */
+    const char *rv; /* metadata.resourceVersion, or NULL */
+    const char **owners;
     size_t n_owners;
+    char data[];
 } obj_entry;
 
-/* The keys of the objects owned by one UID. */
+/* The keys of the objects owned by one UID; borrowed from their entries, which stay in the store
+ * as long as they are listed here. */
 typedef struct key_list {
-    char **keys;
+    const char **keys;
     size_t n;
     size_t cap;
 } key_list;
@@ -112,13 +120,16 @@ static void *map_put(strmap *m, const char *key, void *val)
     if (pp != NULL && *pp != NULL) {
         void *old = (*pp)->val;
         (*pp)->val = val;
+        if (m->borrow_keys) {
+            (*pp)->key = (char *)key; /* the old value, which held the old key, goes */
+        }
         return old;
     }
     if (m->count + 1 > m->nslots) {
         map_grow(m);
     }
     map_node *node = ait_malloc(sizeof(*node));
-    node->key = ait_strdup(key);
+    node->key = m->borrow_keys ? (char *)key : ait_strdup(key);
     node->hash = h;
     node->val = val;
     size_t j = h & (m->nslots - 1);
@@ -138,7 +149,9 @@ static void *map_remove(strmap *m, const char *key)
     map_node *node = *pp;
     void *val = node->val;
     *pp = node->next;
-    ait_free(node->key);
+    if (!m->borrow_keys) {
+        ait_free(node->key);
+    }
     ait_free(node);
     m->count--;
     return val;
@@ -162,43 +175,42 @@ static void map_clear(strmap *m, void (*free_val)(void *))
         map_node *node = m->slots[i];
         while (node != NULL) {
             map_node *next = node->next;
+            if (!m->borrow_keys) {
+                ait_free(node->key);
+            }
             if (free_val != NULL) {
                 free_val(node->val);
             }
-            ait_free(node->key);
             ait_free(node);
             node = next;
         }
     }
     ait_free(m->slots);
+    int borrow = m->borrow_keys;
     memset(m, 0, sizeof(*m));
+    m->borrow_keys = borrow;
 }
 
 static void entry_free(void *p)
 {
-    obj_entry *e = p;
-    if (e == NULL) {
-        return;
-    }
-    ait_free(e->json);
-    ait_free(e->rv);
-    for (size_t i = 0; i < e->n_owners; i++) {
-        ait_free(e->owners[i]);
-    }
-    ait_free(e->owners);
-    ait_free(e);
+    ait_free(p);
 }
 
-/* Parses the stored text into a new tree, owned by the caller. The text was written by json-c
- * from a valid tree, so failure means a broken invariant. */
-static json_object *entry_parse(const obj_entry *e)
+/* Parses stored text into a new tree, owned by the caller. The text was written by json-c from a
+ * valid tree, so failure means a broken invariant. */
+static json_object *text_parse(const char *json, size_t len)
 {
     json_tokener *tok = json_tokener_new_ex(STORE_JSON_DEPTH);
     ait_assert(tok != NULL);
-    json_object *o = json_tokener_parse_ex(tok, e->json, (int)e->len);
+    json_object *o = json_tokener_parse_ex(tok, json, (int)len);
     ait_assert(o != NULL && json_tokener_get_error(tok) == json_tokener_success);
     json_tokener_free(tok);
     return o;
+}
+
+static json_object *entry_parse(const obj_entry *e)
+{
+    return text_parse(e->json, e->len);
 }
 
 /* Hands the entry's object to *out as a tree (when out is non-NULL) and frees the entry. */
@@ -216,41 +228,68 @@ static void key_list_free(void *p)
     if (kl == NULL) {
         return;
     }
-    for (size_t i = 0; i < kl->n; i++) {
-        ait_free(kl->keys[i]);
-    }
     ait_free(kl->keys);
     ait_free(kl);
 }
 
-static obj_entry *entry_new(json_object *obj)
+/* Copies s (with its NUL) to *pp, advances *pp, returns the copy. */
+static const char *put_str(char **pp, const char *s, size_t n)
 {
-    obj_entry *e = ait_calloc(1, sizeof(*e));
+    char *out = *pp;
+    memcpy(out, s, n);
+    out[n] = '\0';
+    *pp += n + 1;
+    return out;
+}
+
+/* Builds the entry of obj under key (copied). */
+static obj_entry *entry_new(json_object *obj, const char *key)
+{
     size_t len = 0;
     const char *text = json_object_to_json_string_length(obj, JSON_C_TO_STRING_PLAIN, &len);
     ait_assert(text != NULL && len < (size_t)INT32_MAX);
-    e->json = ait_strndup(text, len);
-    e->len = len;
-    e->rv = ait_strdup(ait_json_str(obj, "metadata.resourceVersion"));
+    const char *rv = ait_json_str(obj, "metadata.resourceVersion");
+    /* The distinct non-empty owner UIDs, in order. */
     json_object *refs = ait_json_array(obj, "metadata.ownerReferences");
-    size_t n = refs != NULL ? json_object_array_length(refs) : 0;
-    if (n > 0) {
-        e->owners = ait_calloc(n, sizeof(char *));
-        for (size_t i = 0; i < n; i++) {
-            const char *uid = ait_json_str(json_object_array_get_idx(refs, i), "uid");
-            int dup = 0;
-            for (size_t j = 0; uid != NULL && j < e->n_owners; j++) {
-                dup |= strcmp(e->owners[j], uid) == 0;
-            }
-            if (uid != NULL && *uid != '\0' && !dup) {
-                e->owners[e->n_owners++] = ait_strdup(uid);
-            }
+    size_t nrefs = refs != NULL ? json_object_array_length(refs) : 0;
+    const char *few[8];
+    const char **uids = nrefs <= 8 ? few : ait_calloc(nrefs, sizeof(char *));
+    size_t n_owners = 0, uid_bytes = 0;
+    for (size_t i = 0; i < nrefs; i++) {
+        const char *uid = ait_json_str(json_object_array_get_idx(refs, i), "uid");
+        int dup = 0;
+        for (size_t j = 0; uid != NULL && j < n_owners; j++) {
+            dup |= strcmp(uids[j], uid) == 0;
         }
+        if (uid != NULL && *uid != '\0' && !dup) {
+            uids[n_owners++] = uid;
+            uid_bytes += strlen(uid) + 1;
+        }
+    }
+    size_t klen = strlen(key);
+    size_t rvlen = rv != NULL ? strlen(rv) : 0;
+    size_t size = sizeof(obj_entry) + n_owners * sizeof(char *) + klen + 1 + len + 1 +
+                  (rv != NULL ? rvlen + 1 : 0) + uid_bytes;
+    obj_entry *e = ait_malloc(size);
+    e->owners = (const char **)(void *)e->data;
+    e->n_owners = n_owners;
+    char *p = e->data + n_owners * sizeof(char *);
+    e->key = put_str(&p, key, klen);
+    e->json = put_str(&p, text, len);
+    e->len = len;
+    e->rv = rv != NULL ? put_str(&p, rv, rvlen) : NULL;
+    for (size_t i = 0; i < n_owners; i++) {
+        e->owners[i] = put_str(&p, uids[i], strlen(uids[i]));
+    }
+    ait_assert((size_t)(p - (char *)e) == size);
+    if (uids != few) {
+        ait_free(uids);
     }
     return e;
 }
 
-static void index_add(strmap *owners, const obj_entry *e, const char *key)
+/* Lists e under each of its owners (the entry's own key is borrowed). */
+static void index_add(strmap *owners, const obj_entry *e)
 {
     for (size_t i = 0; i < e->n_owners; i++) {
         key_list *kl = map_get(owners, e->owners[i]);
@@ -262,11 +301,11 @@ static void index_add(strmap *owners, const obj_entry *e, const char *key)
             kl->cap = kl->cap == 0 ? 4 : kl->cap * 2;
             kl->keys = ait_realloc(kl->keys, kl->cap * sizeof(char *));
         }
-        kl->keys[kl->n++] = ait_strdup(key);
+        kl->keys[kl->n++] = e->key;
     }
 }
 
-static void index_remove(strmap *owners, const obj_entry *e, const char *key)
+static void index_remove(strmap *owners, const obj_entry *e)
 {
     for (size_t i = 0; i < e->n_owners; i++) {
         key_list *kl = map_get(owners, e->owners[i]);
@@ -274,8 +313,7 @@ static void index_remove(strmap *owners, const obj_entry *e, const char *key)
             continue;
         }
         for (size_t j = 0; j < kl->n; j++) {
-            if (strcmp(kl->keys[j], key) == 0) {
-                ait_free(kl->keys[j]);
+            if (strcmp(kl->keys[j], e->key) == 0) {
                 kl->keys[j] = kl->keys[--kl->n];
                 break;
             }
@@ -289,6 +327,7 @@ static void index_remove(strmap *owners, const obj_entry *e, const char *key)
 ait_store *ait_store_new(void)
 {
     ait_store *s = ait_calloc(1, sizeof(*s));
+    s->objects.borrow_keys = 1;
     int rc = pthread_rwlock_init(&s->lock, NULL);
     ait_assert(rc == 0);
     return s;
@@ -327,13 +366,13 @@ ait_status ait_store_put(ait_store *s, json_object *obj, json_object **old_out)
     if (key == NULL) {
         return AIT_ERR_INVALID;
     }
-    obj_entry *e = entry_new(obj);
+    obj_entry *e = entry_new(obj, key);
     pthread_rwlock_wrlock(&s->lock);
-    obj_entry *old = map_put(&s->objects, key, e);
+    obj_entry *old = map_put(&s->objects, e->key, e);
     if (old != NULL) {
-        index_remove(&s->owners, old, key);
+        index_remove(&s->owners, old);
     }
-    index_add(&s->owners, e, key);
+    index_add(&s->owners, e);
     pthread_rwlock_unlock(&s->lock);
     if (old != NULL) {
         entry_release(old, old_out);
@@ -350,7 +389,7 @@ int ait_store_delete(ait_store *s, const char *key, json_object **old_out)
     pthread_rwlock_wrlock(&s->lock);
     obj_entry *old = map_remove(&s->objects, key);
     if (old != NULL) {
-        index_remove(&s->owners, old, key);
+        index_remove(&s->owners, old);
     }
     pthread_rwlock_unlock(&s->lock);
     if (old == NULL) {
@@ -367,7 +406,9 @@ struct ait_store_batch {
 
 ait_store_batch *ait_store_batch_new(void)
 {
-    return ait_calloc(1, sizeof(ait_store_batch));
+    ait_store_batch *b = ait_calloc(1, sizeof(ait_store_batch));
+    b->objects.borrow_keys = 1;
+    return b;
 }
 
 void ait_store_batch_free(ait_store_batch *b)
@@ -386,13 +427,13 @@ ait_status ait_store_batch_add(ait_store_batch *b, json_object *obj)
     if (key == NULL) {
         return AIT_ERR_INVALID;
     }
-    obj_entry *e = entry_new(obj);
-    obj_entry *dup = map_put(&b->objects, key, e);
+    obj_entry *e = entry_new(obj, key);
+    obj_entry *dup = map_put(&b->objects, e->key, e);
     if (dup != NULL) {
-        index_remove(&b->owners, dup, key);
+        index_remove(&b->owners, dup);
         entry_free(dup);
     }
-    index_add(&b->owners, e, key);
+    index_add(&b->owners, e);
     ait_free(key);
     return AIT_OK;
 }
@@ -556,8 +597,7 @@ static void snap_alloc(snapshot *sn, size_t cap)
 static size_t snap_visit(snapshot *sn, ait_store_visit_cb fn, void *ctx)
 {
     for (size_t i = 0; i < sn->n; i++) {
-        obj_entry e = {.json = sn->texts[i], .len = sn->lens[i]};
-        json_object *tree = entry_parse(&e);
+        json_object *tree = text_parse(sn->texts[i], sn->lens[i]);
         fn(ctx, sn->keys[i], tree);
         json_object_put(tree);
         ait_free(sn->keys[i]);

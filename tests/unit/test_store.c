@@ -187,6 +187,51 @@ static void test_owner_index(void **state)
     ait_store_free(s);
 }
 
+/* Keys and owner UIDs live inside each stored entry: updates with the same owners, many owners,
+ * and a replace followed by updates and deletes keep the index and the reads right. */
+static void test_entry_layout(void **state)
+{
+    (void)state;
+    ait_store *s = ait_store_new();
+    const char *many = "u0,u1,u2,u3,u4,u5,u6,u7,u8,u9,u10,u11,u3";
+    assert_int_equal(put(s, mkobj("n", "m", "1", many), NULL), AIT_OK);
+    assert_owned(s, "u0", "m");
+    assert_owned(s, "u11", "m");
+    for (int i = 2; i < 6; i++) {
+        char rv[8], prev[8];
+        snprintf(rv, sizeof(rv), "%d", i);
+        snprintf(prev, sizeof(prev), "%d", i - 1);
+        json_object *old = NULL;
+        assert_int_equal(put(s, mkobj("n", "m", rv, many), &old), AIT_OK);
+        assert_string_equal(rv_of(old), prev);
+        json_object_put(old);
+    }
+    assert_owned(s, "u3", "m");
+    json_object *got = ait_store_get(s, "n/m");
+    assert_string_equal(rv_of(got), "5");
+    assert_int_equal(json_object_array_length(ait_json_array(got, "metadata.ownerReferences")), 13);
+    json_object_put(got);
+    json_object *items[3] = {mkobj("n", "a", "1", "t"), mkobj("n", "b", "1", "t"),
+                             mkobj(NULL, "c", "1", NULL)};
+    assert_int_equal(ait_store_replace(s, items, 3, NULL, NULL), 3);
+    for (int i = 0; i < 3; i++) {
+        json_object_put(items[i]);
+    }
+    assert_owned(s, "u3", "");
+    assert_owned(s, "t", "a,b");
+    assert_int_equal(put(s, mkobj("n", "a", "2", "t"), NULL), AIT_OK);
+    assert_int_equal(put(s, mkobj("n", "b", "2", "v"), NULL), AIT_OK);
+    assert_owned(s, "t", "a");
+    assert_owned(s, "v", "b");
+    assert_int_equal(ait_store_delete(s, "n/a", NULL), 1);
+    assert_owned(s, "t", "");
+    got = ait_store_get(s, "c");
+    assert_non_null(got);
+    json_object_put(got);
+    assert_int_equal(ait_store_len(s), 2);
+    ait_store_free(s);
+}
+
 typedef struct deltas {
     char log[4096];
 } deltas;
@@ -346,11 +391,9 @@ static void test_concurrent_readers(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_keys),
-        cmocka_unit_test(test_put_get_delete),
-        cmocka_unit_test(test_owner_index),
-        cmocka_unit_test(test_replace_diff),
-        cmocka_unit_test(test_concurrent_readers),
+        cmocka_unit_test(test_keys),         cmocka_unit_test(test_put_get_delete),
+        cmocka_unit_test(test_owner_index),  cmocka_unit_test(test_entry_layout),
+        cmocka_unit_test(test_replace_diff), cmocka_unit_test(test_concurrent_readers),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
