@@ -49,15 +49,22 @@ static void smap_init(smap *m)
     m->n = 0;
 }
 
-static void *smap_get(smap *m, const char *key)
+/* The value slot of key, or NULL when absent. */
+static void **smap_slot(smap *m, const char *key)
 {
     uint64_t h = str_hash(key);
     for (smap_node *x = m->b[h % m->nb]; x; x = x->next) {
         if (x->hash == h && strcmp(x->key, key) == 0) {
-            return x->val;
+            return &x->val;
         }
     }
     return NULL;
+}
+
+static void *smap_get(smap *m, const char *key)
+{
+    void **slot = smap_slot(m, key);
+    return slot ? *slot : NULL;
 }
 
 static void smap_put(smap *m, const char *key, void *val)
@@ -115,14 +122,26 @@ static void smap_free(smap *m)
 
 /* ---- the recorder ---- */
 
+/* One allocation sized to its strings: a recorder holds one per distinct Event for the dedupe
+ * window (6 min), i.e. several per task at a high task rate. */
 typedef struct series_entry {
-    char ev_ns[256];
-    char ev_name[320];
     int64_t count;
     int64_t last_mono; /* last observation, for the window */
     int64_t last_wall;
     int patch_queued;
+    const char *ev_name; /* into names */
+    char names[];        /* the Event's namespace, NUL, its name, NUL */
 } series_entry;
+
+static series_entry *series_new(const char *ev_ns, const char *ev_name)
+{
+    size_t ns_len = strlen(ev_ns), name_len = strlen(ev_name);
+    series_entry *s = ait_calloc(1, sizeof(*s) + ns_len + 1 + name_len + 1);
+    memcpy(s->names, ev_ns, ns_len + 1);
+    memcpy(s->names + ns_len + 1, ev_name, name_len + 1);
+    s->ev_name = s->names + ns_len + 1;
+    return s;
+}
 
 typedef struct bucket {
     double tokens;
@@ -300,7 +319,7 @@ void ait_events_emit(ait_events *ev, const ait_object_ref *regarding, const char
             if (!take_token(ev, objkey, now)) {
                 ev->stats.rate_limited++;
             } else {
-                job j = {JOB_PATCH, ait_strdup(s->ev_ns), NULL, ait_strdup(key)};
+                job j = {JOB_PATCH, ait_strdup(s->names), NULL, ait_strdup(key)};
                 s->patch_queued = push_job(ev, &j);
             }
         }
@@ -342,12 +361,15 @@ void ait_events_emit(ait_events *ev, const ait_object_ref *regarding, const char
     json_object_object_add(o, "regarding", ref);
     job j = {JOB_CREATE, ait_strdup(ev_ns), o, NULL};
     if (push_job(ev, &j)) {
-        if (!s) {
-            s = ait_calloc(1, sizeof(*s));
-            smap_put(&ev->cache, key, s);
+        series_entry *fresh = series_new(ev_ns, name);
+        if (s) {
+            /* An expired series: the new Event starts a new one under the same key. */
+            *smap_slot(&ev->cache, key) = fresh;
+            ait_free(s);
+        } else {
+            smap_put(&ev->cache, key, fresh);
         }
-        snprintf(s->ev_ns, sizeof(s->ev_ns), "%s", ev_ns);
-        snprintf(s->ev_name, sizeof(s->ev_name), "%s", name);
+        s = fresh;
         s->count = 1;
         s->last_mono = now;
         s->last_wall = wall;

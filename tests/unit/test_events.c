@@ -279,6 +279,17 @@ static void test_window_expiry_creates_new_event(void **state)
     assert_int_equal(count_method(fx, "PATCH"), 0);
     assert_string_not_equal(ait_json_str(fx->api.reqs[0].body, "metadata.name"),
                             ait_json_str(fx->api.reqs[1].body, "metadata.name"));
+    /* A repeat now counts on the new Event's series. */
+    atomic_fetch_add(&fx->fc.mono, AIT_NS_PER_S);
+    ait_events_emit(fx->ev, &TASK, "Normal", "Done", NULL, "ok");
+    flush(fx);
+    assert_int_equal(fx->api.n, 3);
+    assert_string_equal(fx->api.reqs[2].method, "PATCH");
+    char want[256];
+    snprintf(want, sizeof(want), "/apis/events.k8s.io/v1/namespaces/ns1/events/%s",
+             ait_json_str(fx->api.reqs[1].body, "metadata.name"));
+    assert_string_equal(fx->api.reqs[2].path, want);
+    assert_int_equal(ait_json_int(fx->api.reqs[2].body, "series.count", -1), 2);
 }
 
 static void test_rate_limit_per_object(void **state)
