@@ -119,6 +119,8 @@ const char *ait_heal_failure_str(ait_heal_failure f)
         return "InvalidRequest";
     case AIT_HEAL_CANCELLED:
         return "Cancelled";
+    case AIT_HEAL_LEDGER_UNAVAILABLE:
+        return "LedgerUnavailable";
     }
     return "Unknown";
 }
@@ -608,7 +610,7 @@ static void run_heal(ait_heal_engine *e, CURL *c, const ait_heal_request *req, a
     int64_t t0 = mono(e);
     size_t *order = NULL, n = 0;
     char *bad = NULL, *sys = NULL, *user = NULL;
-    int any_budget = 0;
+    int any_budget = 0, ledger_down = 0;
     int64_t pending_fail_ns = -1;
     size_t pending_idx = 0;
     int have_code = req->code != NULL && req->code[0] != '\0';
@@ -657,12 +659,23 @@ static void run_heal(ait_heal_engine *e, CURL *c, const ait_heal_request *req, a
             /* Budget: the task cap first, then the ledger, for this provider's estimate. */
             void *handle = NULL;
             int refused = 0;
+            ait_status bst = AIT_OK;
             if (req->budget_max_micro >= 0 &&
                 req->budget_spent_micro + r->cost_micro + estimate > req->budget_max_micro) {
                 refused = 1;
             } else if (e->budget.reserve != NULL &&
-                       e->budget.reserve(e->budget.ctx, p->name, estimate, &handle) != AIT_OK) {
-                refused = 1;
+                       (bst = e->budget.reserve(e->budget.ctx, p->name, estimate, &handle)) !=
+                           AIT_OK) {
+                refused = bst == AIT_ERR_QUOTA;
+                if (!refused) {
+                    /* The ledger is unreachable: no call whose spend cannot be counted. */
+                    ait_free(url);
+                    ait_free(body);
+                    ledger_down = 1;
+                    breaker_neutral(e, p, adm);
+                    fail_word = "LedgerUnavailable";
+                    goto next_provider_neutral;
+                }
             }
             if (refused) {
                 ait_free(url);
@@ -805,9 +818,13 @@ static void run_heal(ait_heal_engine *e, CURL *c, const ait_heal_request *req, a
     next_provider_neutral:
         add_failover(r, p->name, fail_word);
     }
-    r->failure = any_budget ? AIT_HEAL_BUDGET_EXCEEDED : AIT_HEAL_PROVIDERS_UNAVAILABLE;
-    r->message = ait_strdup(any_budget ? "a provider call would exceed the budget"
-                                       : "every provider failed or is unavailable");
+    r->failure = any_budget    ? AIT_HEAL_BUDGET_EXCEEDED
+                 : ledger_down ? AIT_HEAL_LEDGER_UNAVAILABLE
+                               : AIT_HEAL_PROVIDERS_UNAVAILABLE;
+    r->message = ait_strdup(any_budget    ? "a provider call would exceed the budget"
+                            : ledger_down ? "the spending ledger (etcd) cannot be reached; "
+                                            "no provider is called until it can"
+                                          : "every provider failed or is unavailable");
 out:
     if (atomic_load(&e->stopping) && r->failure != AIT_HEAL_OK) {
         r->failure = AIT_HEAL_CANCELLED;

@@ -125,9 +125,10 @@ typedef struct ait_heal_request {
 typedef enum ait_heal_failure {
     AIT_HEAL_OK = 0,
     AIT_HEAL_PROVIDERS_UNAVAILABLE, /* every provider failed or was skipped */
-    AIT_HEAL_BUDGET_EXCEEDED,       /* a call was refused by the task budget or the ledger */
+    AIT_HEAL_BUDGET_EXCEEDED,       /* a call was refused by the task budget or a ledger limit */
     AIT_HEAL_INVALID_REQUEST,       /* unknown provider name, nothing to heal */
     AIT_HEAL_CANCELLED,             /* the engine shut down first */
+    AIT_HEAL_LEDGER_UNAVAILABLE,    /* the spending ledger could not be reached: retry later */
 } ait_heal_failure;
 
 /* Returns "ProvidersUnavailable", "BudgetExceeded", ... ("" for AIT_HEAL_OK); never NULL. */

@@ -1038,9 +1038,9 @@ static ait_status next_attempt_claimed(ait_reconciler *r, json_object *task, jso
         add_cost(status, pf.cost_micro);
         taken->pf = pf;
         taken->have = 1;
-        if (strcmp(pf.reason, "AuditUnavailable") == 0) {
-            ait_condition_set(status, "AuditReady", "False", "AuditUnavailable", pf.message, gen,
-                              now_ns(r));
+        if (strcmp(pf.reason, "AuditUnavailable") == 0 ||
+            strcmp(pf.reason, "LedgerUnavailable") == 0) {
+            ait_condition_set(status, "AuditReady", "False", pf.reason, pf.message, gen, now_ns(r));
             *requeue = AUDIT_RETRY_NS; /* heal again once the audit log can be written */
             return AIT_OK;
         }

@@ -562,6 +562,7 @@ typedef struct ledger {
     int reserves, settles, releases;
     int64_t last_estimate;
     char last_provider[32];
+    int down; /* reserve fails as an unreachable etcd would */
 } ledger;
 
 static ait_status l_reserve(void *ctx, const char *provider, int64_t est, void **handle)
@@ -572,7 +573,9 @@ static ait_status l_reserve(void *ctx, const char *provider, int64_t est, void *
     l->last_estimate = est;
     snprintf(l->last_provider, sizeof(l->last_provider), "%s", provider);
     ait_status st = AIT_OK;
-    if (l->spent + l->reserved + est > l->limit) {
+    if (l->down) {
+        st = AIT_ERR_IO;
+    } else if (l->spent + l->reserved + est > l->limit) {
         st = AIT_ERR_QUOTA;
     } else {
         l->reserved += est;
@@ -637,6 +640,20 @@ static void test_budget(void **state)
     assert_int_equal(r->n_calls, 0);
     assert_string_equal(r->failovers[0].error, "BudgetExceeded");
     ait_heal_result_free(r);
+
+    /* The ledger cannot be reached: no call is sent whose spend could not be counted, and the
+     * heal ends LedgerUnavailable (retried later), not BudgetExceeded (final). */
+    l.down = 1;
+    int sent_before = fake_count("first");
+    req = request(order, 1);
+    r = run(e, &req);
+    assert_int_equal(r->failure, AIT_HEAL_LEDGER_UNAVAILABLE);
+    assert_string_equal(ait_heal_failure_str(r->failure), "LedgerUnavailable");
+    assert_int_equal(fake_count("first"), sent_before);
+    assert_int_equal(r->n_calls, 0);
+    assert_string_equal(r->failovers[0].error, "LedgerUnavailable");
+    ait_heal_result_free(r);
+    l.down = 0;
 
     /* The task's own cap, already nearly spent. */
     req = request(order, 1);
