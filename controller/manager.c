@@ -361,16 +361,37 @@ static void adm_requeue(void *ctx, const char *ns, const char *name)
     ait_free(key);
 }
 
+/* Of an owned object's metadata the cache keeps what the reconciler and the handlers read: name,
+ * namespace, uid, resourceVersion, deletionTimestamp, finalizers and the ownerReferences'
+ * apiVersion, kind, name, uid and controller. Labels (the informers select on them server-side),
+ * annotations, timestamps and generation are read by nobody (SPEC.md §9 memory targets). */
+static void prune_owned_metadata(json_object *obj)
+{
+    json_object *meta = ait_json_path(obj, "metadata");
+    if (!json_object_is_type(meta, json_type_object)) {
+        return;
+    }
+    static const char *const drop[] = {"annotations", "labels", "creationTimestamp", "generation",
+                                       "generateName"};
+    for (size_t i = 0; i < sizeof(drop) / sizeof(drop[0]); i++) {
+        json_object_object_del(meta, drop[i]);
+    }
+    json_object *refs = ait_json_array(meta, "ownerReferences");
+    for (size_t i = 0; refs != NULL && i < json_object_array_length(refs); i++) {
+        json_object *r = json_object_array_get_idx(refs, i);
+        if (json_object_is_type(r, json_type_object)) {
+            json_object_object_del(r, "blockOwnerDeletion");
+        }
+    }
+}
+
 /* Pods are cached without their spec: the reconciler reads metadata and status only, and the
  * spec is most of a pod's size (SPEC.md §9 memory targets). */
 static void prune_pod(void *ctx, json_object *obj)
 {
     (void)ctx;
     json_object_object_del(obj, "spec");
-    json_object *meta = ait_json_path(obj, "metadata");
-    if (meta != NULL) {
-        json_object_object_del(meta, "annotations");
-    }
+    prune_owned_metadata(obj);
     /* Of the status only what the reconciler and the admission count read: the phase, the
      * pod's reason and message, and each container's name and state. */
     json_object *st = ait_json_path(obj, "status");
@@ -411,10 +432,8 @@ static void prune_configmap(void *ctx, json_object *obj)
     (void)ctx;
     json_object_object_del(obj, "data");
     json_object_object_del(obj, "binaryData");
-    json_object *meta = ait_json_path(obj, "metadata");
-    if (meta != NULL) {
-        json_object_object_del(meta, "annotations"); /* the heal summary: read live */
-    }
+    json_object_object_del(obj, "immutable");
+    prune_owned_metadata(obj); /* the annotations hold the heal summary: read live */
 }
 
 /* ---- workers ---- */
