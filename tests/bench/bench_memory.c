@@ -4,15 +4,98 @@
  * cached. The objects are made beforehand by a bare client exactly as the controller would
  * have made them (tasks Running attempt 1, pods pending: there is no kubelet), and a fresh
  * controller is started for each level, made ready and left to finish its reconciles before
- * the reading. Prints KiB per cached task. With --massif 1 a last controller runs under
+ * the reading. Prints KiB per cached task, the PSS beside each RSS, and the largest resident
+ * mappings of the idle controller (shared libraries). With --massif 1 a last controller runs under
  * valgrind --tool=massif at the top level and the peak snapshot's allocation tree is printed.
  * Options: --count N --creators N --concurrency N --massif 0|1. */
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 
 #include "benchlib.h"
 #include "core/alloc.h"
 #include "core/time.h"
+
+/* A field of /proc/<pid>/smaps_rollup in KiB (Pss, Pss_Anon, Pss_File...), or -1. */
+static long rollup_kib(pid_t pid, const char *field)
+{
+    char path[64], line[256];
+    snprintf(path, sizeof(path), "/proc/%d/smaps_rollup", (int)pid);
+    FILE *f = fopen(path, "r");
+    if (f == NULL) {
+        return -1;
+    }
+    long v = -1;
+    size_t fl = strlen(field);
+    while (fgets(line, sizeof(line), f) != NULL) {
+        if (strncmp(line, field, fl) == 0 && line[fl] == ':') {
+            v = strtol(line + fl + 1, NULL, 10);
+            break;
+        }
+    }
+    fclose(f);
+    return v;
+}
+
+/* Prints the resident KiB of the largest mappings, summed per file (shared libraries, [heap],
+ * anonymous), from /proc/<pid>/smaps: where an idle controller's RSS is. */
+static void print_mappings(pid_t pid, int top)
+{
+    char path[64], line[512];
+    snprintf(path, sizeof(path), "/proc/%d/smaps", (int)pid);
+    FILE *f = fopen(path, "r");
+    if (f == NULL) {
+        return;
+    }
+    enum { MAXM = 128 };
+    char names[MAXM][160];
+    long rss[MAXM];
+    int n = 0, cur = -1;
+    while (fgets(line, sizeof(line), f) != NULL) {
+        unsigned long lo, hi;
+        char perms[8], name[400] = "";
+        if (sscanf(line, "%lx-%lx %7s %*s %*s %*s %399[^\n]", &lo, &hi, perms, name) >= 3) {
+            const char *nm = name;
+            while (*nm == ' ') {
+                nm++;
+            }
+            if (*nm == '\0') {
+                nm = "(anonymous)";
+            }
+            cur = -1;
+            for (int i = 0; i < n; i++) {
+                if (strcmp(names[i], nm) == 0) {
+                    cur = i;
+                }
+            }
+            if (cur < 0 && n < MAXM) {
+                cur = n++;
+                snprintf(names[cur], sizeof(names[cur]), "%s", nm);
+                rss[cur] = 0;
+            }
+        } else if (cur >= 0 && strncmp(line, "Rss:", 4) == 0) {
+            rss[cur] += strtol(line + 4, NULL, 10);
+        }
+    }
+    fclose(f);
+    for (int k = 0; k < top && k < n; k++) {
+        int best = k;
+        for (int i = k + 1; i < n; i++) {
+            if (rss[i] > rss[best]) {
+                best = i;
+            }
+        }
+        long tr = rss[k];
+        rss[k] = rss[best];
+        rss[best] = tr;
+        char tn[160];
+        memcpy(tn, names[k], sizeof(tn));
+        memcpy(names[k], names[best], sizeof(tn));
+        memcpy(names[best], tn, sizeof(tn));
+        const char *base = strrchr(names[k], '/');
+        printf("  %6ld KiB %s\n", rss[k], base != NULL ? base + 1 : names[k]);
+    }
+}
 
 int main(int argc, char **argv)
 {
@@ -50,6 +133,14 @@ int main(int argc, char **argv)
                "shared library pages), VmHWM %ld KiB, after %.0f reconciles\n",
                levels[l], rss[l], (double)rss[l] / 1024.0, bench_proc_kib(c.pid, "RssAnon"),
                bench_proc_kib(c.pid, "RssFile"), hwm[l], rec);
+        printf("  Pss %ld KiB (Pss_Anon %ld, Pss_File %ld: library pages shared with other "
+               "processes count in part)\n",
+               rollup_kib(c.pid, "Pss"), rollup_kib(c.pid, "Pss_Anon"),
+               rollup_kib(c.pid, "Pss_File"));
+        if (l == 0) {
+            printf("  largest resident mappings when idle:\n");
+            print_mappings(c.pid, 12);
+        }
         bench_ctrl_stop(&c);
     }
     if (bench_opt_long(argc, argv, "--massif", 0) != 0) {
