@@ -165,6 +165,8 @@ struct ait_events {
     int64_t window_ns;
     int burst;
     int64_t refill_ns;
+    size_t max_series;
+    size_t bound_retry_at; /* cache size at which bound_series tries again */
     ait_clock clock;
 
     pthread_mutex_t mu;
@@ -260,6 +262,37 @@ static void prune(ait_events *ev, int64_t now)
     smap_prune(&ev->buckets, bucket_full, arg);
 }
 
+/* Not observed since the cutoff (arg: the cutoff's mono time). */
+static int series_older(void *val, void *arg)
+{
+    series_entry *s = val;
+    return !s->patch_queued && s->last_mono < *(int64_t *)arg;
+}
+
+/* Keeps the dedupe cache under max_series: expired entries go first; then, down to three quarters
+ * of the bound, those observed longest ago (cutoffs halving the window's age, the last pass
+ * taking any entry without a queued PATCH), so a burst of tasks cannot grow the recorder without
+ * bound. Entries with a queued PATCH stay (at most the queue's size); if they alone exceed the
+ * bound, the next try waits for a quarter more. */
+static void bound_series(ait_events *ev, int64_t now)
+{
+    if (ev->cache.n < ev->max_series || ev->cache.n < ev->bound_retry_at) {
+        return;
+    }
+    prune(ev, now);
+    size_t target = ev->max_series - ev->max_series / 4;
+    for (int64_t age = ev->window_ns / 2; ev->cache.n > target; age /= 2) {
+        size_t before = ev->cache.n;
+        int64_t cutoff = age > 0 ? now - age : now + 1;
+        smap_prune(&ev->cache, series_older, &cutoff);
+        ev->stats.evicted += before - ev->cache.n;
+        if (age == 0) {
+            break;
+        }
+    }
+    ev->bound_retry_at = ev->cache.n + ev->max_series / 4 + 1;
+}
+
 static void add_str(json_object *o, const char *k, const char *v)
 {
     if (v && v[0]) {
@@ -308,6 +341,7 @@ void ait_events_emit(ait_events *ev, const ait_object_ref *regarding, const char
     if (++ev->ops % 128 == 0) {
         prune(ev, now);
     }
+    bound_series(ev, now);
     series_entry *s = smap_get(&ev->cache, key);
     if (s && now - s->last_mono <= ev->window_ns) {
         /* a repeat: count it; one PATCH carries every repeat queued behind it */
@@ -502,6 +536,7 @@ ait_status ait_events_new(ait_rest *rest, const ait_events_options *opts, ait_ev
     ev->window_ns = o.dedupe_window_ns > 0 ? o.dedupe_window_ns : 6 * 60 * AIT_NS_PER_S;
     ev->burst = o.burst > 0 ? o.burst : 25;
     ev->refill_ns = o.refill_ns > 0 ? o.refill_ns : 5 * AIT_NS_PER_S;
+    ev->max_series = o.max_series > 0 ? o.max_series : 4096;
     ev->clock = o.clock ? *o.clock : *ait_clock_system();
     ev->q = ait_calloc(ev->qcap, sizeof(*ev->q));
     smap_init(&ev->cache);
@@ -578,5 +613,6 @@ void ait_events_get_stats(ait_events *ev, ait_events_stats *out)
 {
     pthread_mutex_lock(&ev->mu);
     *out = ev->stats;
+    out->series = ev->cache.n;
     pthread_mutex_unlock(&ev->mu);
 }

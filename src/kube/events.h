@@ -35,7 +35,10 @@ typedef struct ait_events_options {
     int64_t dedupe_window_ns;         /* default 6 min (client-go's series finish time) */
     int burst;                        /* per-object token bucket; default 25 */
     int64_t refill_ns;                /* one token per refill_ns; default 5 s */
-    const ait_clock *clock;           /* NULL = system; borrowed, must outlive the recorder */
+    /* Dedupe entries kept; default 4096 (client-go's LRU size). Past it the entries observed
+     * longest ago go first, and a later repeat of theirs makes a new Event. */
+    size_t max_series;
+    const ait_clock *clock; /* NULL = system; borrowed, must outlive the recorder */
 } ait_events_options;
 
 typedef struct ait_events_stats {
@@ -46,6 +49,8 @@ typedef struct ait_events_stats {
     uint64_t rate_limited;   /* emits refused by the per-object token bucket */
     uint64_t dropped;        /* emits refused because the queue was full (or invalid) */
     uint64_t failed;         /* API writes that failed */
+    uint64_t evicted;        /* dedupe entries dropped before their window ended (max_series) */
+    size_t series;           /* dedupe entries held now */
 } ait_events_stats;
 
 /* Creates a recorder sending with rest (borrowed; must outlive it) and starts its sender thread.

@@ -338,6 +338,40 @@ static void test_bounded_queue_drops(void **state)
     assert_string_equal(ait_json_str(fx->api.reqs[2].body, "note"), "2");
 }
 
+/* The dedupe cache is bounded: past max_series the entries observed longest ago go (counted as
+ * evicted), recent series still fold repeats, and an evicted one's repeat is a new Event. */
+static void test_series_bounded(void **state)
+{
+    fixture *fx = *state;
+    ait_events_free(fx->ev);
+    ait_events_options o = {0};
+    o.clock = &fx->clock;
+    o.max_series = 8;
+    assert_int_equal(ait_events_new(fx->rest, &o, &fx->ev, NULL), AIT_OK);
+    char note[16];
+    ait_events_stats st;
+    for (int i = 0; i < 20; i++) {
+        snprintf(note, sizeof(note), "n%d", i);
+        ait_events_emit(fx->ev, &TASK, "Normal", "Step", NULL, note);
+        ait_events_get_stats(fx->ev, &st);
+        assert_true(st.series <= 8);
+        atomic_fetch_add(&fx->fc.mono, AIT_NS_PER_S);
+    }
+    flush(fx);
+    ait_events_get_stats(fx->ev, &st);
+    assert_true(st.evicted >= 12);
+    assert_int_equal(st.series + st.evicted, 20);
+    assert_int_equal(count_method(fx, "POST"), 20);
+    ait_events_emit(fx->ev, &TASK, "Normal", "Step", NULL, "n19"); /* recent: a series PATCH */
+    flush(fx);
+    assert_int_equal(count_method(fx, "PATCH"), 1);
+    ait_events_emit(fx->ev, &TASK, "Normal", "Step", NULL, "n0"); /* evicted: a new Event */
+    flush(fx);
+    assert_int_equal(count_method(fx, "POST"), 21);
+    ait_events_get_stats(fx->ev, &st);
+    assert_int_equal(st.deduped, 1);
+}
+
 static void test_invalid_and_limits(void **state)
 {
     fixture *fx = *state;
@@ -371,6 +405,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_repeat_updates_series, setup, teardown),
         cmocka_unit_test_setup_teardown(test_repeats_coalesce_while_sender_busy, setup, teardown),
         cmocka_unit_test_setup_teardown(test_window_expiry_creates_new_event, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_series_bounded, setup, teardown),
         cmocka_unit_test_setup_teardown(test_rate_limit_per_object, setup, teardown),
         cmocka_unit_test_setup_teardown(test_bounded_queue_drops, setup, teardown),
         cmocka_unit_test_setup_teardown(test_invalid_and_limits, setup, teardown),
