@@ -385,6 +385,23 @@ static void prune_owned_metadata(json_object *obj)
     }
 }
 
+/* AITasks are cached whole (the reconciler reads spec, status and metadata) but for kubectl's
+ * last-applied-configuration annotation: a second copy of the spec (code included) that nobody
+ * reads. Status writes go to the status subresource, where the API server keeps the stored
+ * metadata, so the annotation is not lost on the server. */
+static void prune_task(void *ctx, json_object *obj)
+{
+    (void)ctx;
+    json_object *ann = ait_json_path(obj, "metadata.annotations");
+    if (!json_object_is_type(ann, json_type_object)) {
+        return;
+    }
+    json_object_object_del(ann, "kubectl.kubernetes.io/last-applied-configuration");
+    if (json_object_object_length(ann) == 0) {
+        json_object_object_del(ait_json_path(obj, "metadata"), "annotations");
+    }
+}
+
 /* Pods are cached without their spec: the reconciler reads metadata and status only, and the
  * spec is most of a pod's size (SPEC.md §9 memory targets). */
 static void prune_pod(void *ctx, json_object *obj)
@@ -524,7 +541,8 @@ static ait_status start_controller(ait_manager *m, ait_error *err)
     ait_informer_handlers ph = {m, pod_add, pod_update, pod_delete};
     const char *owned = AIT_LABEL_MANAGED_BY "=" AIT_MANAGER;
     ait_status st;
-    if ((st = start_informer(m, &m->tasks, &AIT_GVR_AITASKS, NULL, th, NULL, err)) != AIT_OK ||
+    if ((st = start_informer(m, &m->tasks, &AIT_GVR_AITASKS, NULL, th, prune_task, err)) !=
+            AIT_OK ||
         (st = start_informer(m, &m->pods, &AIT_GVR_PODS, owned, ph, prune_pod, err)) != AIT_OK ||
         (st = start_informer(m, &m->configmaps, &AIT_GVR_CONFIGMAPS, owned, oh, prune_configmap,
                              err)) != AIT_OK) {
