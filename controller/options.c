@@ -61,7 +61,7 @@ void ait_options_usage(const char *prog, void *fp)
             "in-cluster)\n"
             "  --config PATH                     controller config file (YAML)\n"
             "  --namespace NS                    watch only this namespace (default: all)\n"
-            "  --concurrency N                   reconcile workers, 1..256 (default 4)\n"
+            "  --concurrency N                   reconcile workers, 1..256 (default 8)\n"
             "  --leader-elect[=BOOL]             elect a leader with a Lease (default false)\n"
             "  --leader-election-id NAME         Lease name (default aitask-operator-leader)\n"
             "  --leader-election-namespace NS    Lease namespace (default: the pod's, else "
@@ -82,7 +82,7 @@ void ait_options_usage(const char *prog, void *fp)
 ait_status ait_options_parse(int argc, char **argv, ait_options *opts, ait_error *err)
 {
     memset(opts, 0, sizeof(*opts));
-    opts->concurrency = 4;
+    opts->concurrency = 8;
     opts->lease_name = "aitask-operator-leader";
     opts->metrics_addr = ":8080";
     opts->probe_addr = ":8081";

@@ -123,7 +123,7 @@ static double callgrind_total(const char *path)
 int main(int argc, char **argv)
 {
     size_t n = (size_t)bench_opt_long(argc, argv, "--count", 500);
-    int conc = (int)bench_opt_long(argc, argv, "--concurrency", 4);
+    int conc = (int)bench_opt_long(argc, argv, "--concurrency", 8);
     size_t ncg = (size_t)bench_opt_long(argc, argv, "--callgrind", 0);
     int creators = (int)bench_opt_long(argc, argv, "--creators", 4);
     bench_env e;

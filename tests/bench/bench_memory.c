@@ -101,7 +101,7 @@ int main(int argc, char **argv)
 {
     size_t n = (size_t)bench_opt_long(argc, argv, "--count", 10000);
     int creators = (int)bench_opt_long(argc, argv, "--creators", 8);
-    int conc = (int)bench_opt_long(argc, argv, "--concurrency", 4);
+    int conc = (int)bench_opt_long(argc, argv, "--concurrency", 8);
     bench_env e;
     bench_env_init(&e);
     bench_print_machine();

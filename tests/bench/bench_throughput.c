@@ -69,7 +69,7 @@ static int bare_one(void *p, size_t i)
 int main(int argc, char **argv)
 {
     size_t n = (size_t)bench_opt_long(argc, argv, "--count", 10000);
-    int conc = (int)bench_opt_long(argc, argv, "--concurrency", 4);
+    int conc = (int)bench_opt_long(argc, argv, "--concurrency", 8);
     long timeout = bench_opt_long(argc, argv, "--timeout", 120);
     int creators = (int)bench_opt_long(argc, argv, "--creators", 8);
     bench_env e;
