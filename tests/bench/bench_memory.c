@@ -70,7 +70,13 @@ static void print_mappings(pid_t pid, int top)
             }
             if (cur < 0 && n < MAXM) {
                 cur = n++;
-                snprintf(names[cur], sizeof(names[cur]), "%s", nm);
+                /* Mapping names longer than the slot are cut (a path's tail is enough). */
+                size_t len = strlen(nm);
+                if (len >= sizeof(names[cur])) {
+                    len = sizeof(names[cur]) - 1;
+                }
+                memcpy(names[cur], nm, len);
+                names[cur][len] = '\0';
                 rss[cur] = 0;
             }
         } else if (cur >= 0 && strncmp(line, "Rss:", 4) == 0) {
