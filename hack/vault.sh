@@ -198,8 +198,14 @@ k8s_auth() {
         "${kc[@]}" apply -f - >/dev/null
     local reviewer
     reviewer=$("${kc[@]}" create token bao-token-reviewer -n "$ns" --duration=24h)
-    if ! bao_root auth list -format=json | grep -q '"kubernetes/"'; then
-        bao_root auth enable kubernetes >/dev/null
+    # Idempotent: a second call (another role) finds the method enabled. The list can miss it
+    # under load, so "already in use" from enable counts as success too.
+    local out
+    if ! bao_root auth list -format=json 2>/dev/null | grep -q '"kubernetes/"'; then
+        if ! out=$(bao_root auth enable kubernetes 2>&1) && ! grep -q 'path is already in use' <<<"$out"; then
+            echo "$out" >&2
+            return 1
+        fi
     fi
     printf '%s\n' "$ca" >"$dir/kube-ca.crt"
     printf '%s' "$reviewer" | bao_root write auth/kubernetes/config kubernetes_host="$host" \
