@@ -3,7 +3,6 @@
  * on its own thread long after the reconcile that asked has returned. */
 #include "reconcile/healer.h"
 
-#include <pthread.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -23,41 +22,9 @@ struct ait_healer {
     ait_healer_audit audit;
     ait_heal_provider_config *providers;
     size_t n_providers;
-    /* Tasks (uid) whose heal is queued, running, or being persisted: the engine forgets a key
-     * when its worker returns, but the healed code is only visible once done_cb has created the
-     * ConfigMap, so the glue keeps its own set to never ask twice for the same attempt. */
-    pthread_mutex_t mu;
-    char **inflight;
-    size_t n_inflight;
+    /* One heal per task at a time is the reconciler's claim (see reconciler.c); the engine
+     * refuses a second job for the same namespace/name. */
 };
-
-static int inflight_add(ait_healer *h, const char *uid)
-{
-    pthread_mutex_lock(&h->mu);
-    for (size_t i = 0; i < h->n_inflight; i++) {
-        if (strcmp(h->inflight[i], uid) == 0) {
-            pthread_mutex_unlock(&h->mu);
-            return 0;
-        }
-    }
-    h->inflight = ait_realloc(h->inflight, (h->n_inflight + 1) * sizeof(char *));
-    h->inflight[h->n_inflight++] = ait_strdup(uid);
-    pthread_mutex_unlock(&h->mu);
-    return 1;
-}
-
-static void inflight_remove(ait_healer *h, const char *uid)
-{
-    pthread_mutex_lock(&h->mu);
-    for (size_t i = 0; i < h->n_inflight; i++) {
-        if (strcmp(h->inflight[i], uid) == 0) {
-            ait_free(h->inflight[i]);
-            h->inflight[i] = h->inflight[--h->n_inflight];
-            break;
-        }
-    }
-    pthread_mutex_unlock(&h->mu);
-}
 
 typedef struct pending {
     ait_healer *h;
@@ -126,7 +93,6 @@ ait_status ait_healer_new(const ait_controller_config *cfg, ait_metrics_std *met
         return AIT_OK;
     }
     ait_healer *h = ait_calloc(1, sizeof(*h));
-    pthread_mutex_init(&h->mu, NULL);
     h->m = metrics;
     h->audit = audit;
     h->providers = ait_calloc(n, sizeof(ait_heal_provider_config));
@@ -164,11 +130,6 @@ void ait_healer_free(ait_healer *h)
         return;
     }
     ait_heal_engine_free(h->engine);
-    for (size_t i = 0; i < h->n_inflight; i++) {
-        ait_free(h->inflight[i]);
-    }
-    ait_free(h->inflight);
-    pthread_mutex_destroy(&h->mu);
     ait_free(h->providers);
     ait_free(h);
 }
@@ -300,7 +261,6 @@ static void done_cb(void *ctx, const char *key, ait_heal_result *res)
         o.message = aerr.msg;
         o.cost_micro = res->cost_micro;
         AIT_LOG_ERROR(aerr.msg, "audit of a heal failed; not applying it", "object", p->job.key);
-        inflight_remove(h, p->job.uid);
         ait_reconciler_heal_done(p->r, &p->job, &o);
         ait_heal_result_free(res);
         pending_free(p);
@@ -347,11 +307,8 @@ static void done_cb(void *ctx, const char *key, ait_heal_result *res)
     }
     AIT_LOG_INFO(1, o.ok ? "heal succeeded" : "heal failed", "object", p->job.key, "provider",
                  res->provider, "reason", o.ok ? NULL : o.reason);
-    /* Persist first, then forget: a reconcile in between still sees the heal as in flight. The
-     * requeue inside heal_done may run a reconcile before the removal; it then finds the
-     * ConfigMap (or the recorded failure) and does not ask again. */
+    /* heal_done persists the outcome, then releases the task's claim and requeues it. */
     ait_reconciler_heal_done(p->r, &p->job, &o);
-    inflight_remove(h, p->job.uid);
     json_object_put(summary);
     ait_heal_result_free(res);
     pending_free(p);
@@ -360,9 +317,6 @@ static void done_cb(void *ctx, const char *key, ait_heal_result *res)
 static ait_status submit(void *ctx, ait_reconciler *r, const ait_heal_job *job)
 {
     ait_healer *h = ctx;
-    if (!inflight_add(h, job->uid)) {
-        return AIT_ERR_EXISTS; /* its completion requeues the task */
-    }
     pending *p = ait_calloc(1, sizeof(*p));
     p->h = h;
     p->r = r;
@@ -411,8 +365,7 @@ static ait_status submit(void *ctx, ait_reconciler *r, const ait_heal_job *job)
     ait_error err = {0};
     ait_status st = ait_heal_submit(h->engine, job->key, &req, done_cb, p, &err);
     if (st != AIT_OK) {
-        inflight_remove(h, job->uid);
-        pending_free(p);
+        pending_free(p); /* AIT_ERR_EXISTS: a heal for this namespace/name is still queued */
     }
     return st;
 }

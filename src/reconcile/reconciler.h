@@ -75,10 +75,10 @@ typedef struct ait_heal_outcome {
 
 typedef struct ait_reconciler ait_reconciler;
 
-/* Healer seam. submit starts an asynchronous heal and returns at once (AIT_ERR_EXISTS when one
- * is already in flight for this task or its namespace/name); when it ends, the healer calls
- * ait_reconciler_heal_done() exactly once, from its own thread. NULL submit = healing disabled (a
- * failed attempt is final, reason HealingDisabled). */
+/* Healer seam. submit starts an asynchronous heal and returns at once (AIT_ERR_EXISTS while one
+ * is still queued for the task's namespace/name; the reconciler never submits twice for one
+ * task); when it ends, the healer calls ait_reconciler_heal_done() exactly once, from its own
+ * thread. NULL submit = healing disabled (a failed attempt is final, reason HealingDisabled). */
 typedef struct ait_reconcile_healer {
     void *ctx;
     ait_status (*submit)(void *ctx, ait_reconciler *r, const ait_heal_job *job);
