@@ -982,16 +982,15 @@ static void add_cost(json_object *status, int64_t micro)
                            json_object_new_string(ait_usd_format(cur + micro, buf, sizeof(buf))));
 }
 
-/* The last attempt failed (or there is none yet and the code must be generated): start the next
- * one if its code exists, else heal, else fail. */
 /* A heal failure next_attempt acted on: forgotten once the status that records the decision is
  * written, given back when that write fails. */
 typedef struct taken_failure {
-    pending_failure pf;
-    int have;
+    pending_failure pf; /* pf.uid is NULL when nothing was taken */
     int reask;
 } taken_failure;
 
+/* The last attempt failed (or there is none yet and the code must be generated): start the next
+ * one if its code exists, else heal, else fail. */
 static ait_status next_attempt_claimed(ait_reconciler *r, json_object *task, json_object *status,
                                        const ait_task_spec *spec, int n_done, json_object *last,
                                        int64_t *requeue, taken_failure *taken, int *submitted,
@@ -1037,7 +1036,6 @@ static ait_status next_attempt_claimed(ait_reconciler *r, json_object *task, jso
     if (take_failure(r, ait_obj_uid(task), next, &pf)) {
         add_cost(status, pf.cost_micro);
         taken->pf = pf;
-        taken->have = 1;
         if (strcmp(pf.reason, "AuditUnavailable") == 0 ||
             strcmp(pf.reason, "LedgerUnavailable") == 0) {
             ait_condition_set(status, "AuditReady", "False", pf.reason, pf.message, gen, now_ns(r));
@@ -1470,7 +1468,7 @@ ait_status ait_reconcile(ait_reconciler *r, const char *key, int64_t *requeue_af
     if (st == AIT_OK) {
         observe_transition(r, task, orig_status, ait_status_obj(task));
     }
-    if (taken.have) {
+    if (taken.pf.uid != NULL) {
         if (st != AIT_OK) {
             if (taken.reask) {
                 reask_drop(r, ait_obj_uid(task), taken.pf.attempt);
