@@ -16,27 +16,6 @@
 #include "core/alloc.h"
 #include "core/time.h"
 
-/* A field of /proc/<pid>/smaps_rollup in KiB (Pss, Pss_Anon, Pss_File...), or -1. */
-static long rollup_kib(pid_t pid, const char *field)
-{
-    char path[64], line[256];
-    snprintf(path, sizeof(path), "/proc/%d/smaps_rollup", (int)pid);
-    FILE *f = fopen(path, "r");
-    if (f == NULL) {
-        return -1;
-    }
-    long v = -1;
-    size_t fl = strlen(field);
-    while (fgets(line, sizeof(line), f) != NULL) {
-        if (strncmp(line, field, fl) == 0 && line[fl] == ':') {
-            v = strtol(line + fl + 1, NULL, 10);
-            break;
-        }
-    }
-    fclose(f);
-    return v;
-}
-
 /* Prints the resident KiB of the largest mappings, summed per file (shared libraries, [heap],
  * anonymous), from /proc/<pid>/smaps: where an idle controller's RSS is. */
 static void print_mappings(pid_t pid, int top)
@@ -141,8 +120,9 @@ int main(int argc, char **argv)
                bench_proc_kib(c.pid, "RssFile"), hwm[l], rec);
         printf("  Pss %ld KiB (Pss_Anon %ld, Pss_File %ld: library pages shared with other "
                "processes count in part)\n",
-               rollup_kib(c.pid, "Pss"), rollup_kib(c.pid, "Pss_Anon"),
-               rollup_kib(c.pid, "Pss_File"));
+               bench_proc_file_kib(c.pid, "smaps_rollup", "Pss"),
+               bench_proc_file_kib(c.pid, "smaps_rollup", "Pss_Anon"),
+               bench_proc_file_kib(c.pid, "smaps_rollup", "Pss_File"));
         if (l == 0) {
             printf("  largest resident mappings when idle:\n");
             print_mappings(c.pid, 12);

@@ -690,8 +690,13 @@ int64_t bench_ctrl_log_time(const bench_ctrl *c, const char *msg)
 
 long bench_proc_kib(pid_t pid, const char *field)
 {
-    char path[64], line[256];
-    snprintf(path, sizeof(path), "/proc/%d/status", (int)pid);
+    return bench_proc_file_kib(pid, "status", field);
+}
+
+long bench_proc_file_kib(pid_t pid, const char *file, const char *field)
+{
+    char path[96], line[256];
+    snprintf(path, sizeof(path), "/proc/%d/%s", (int)pid, file);
     FILE *f = fopen(path, "r");
     if (f == NULL) {
         return -1;

@@ -104,6 +104,8 @@ void bench_ctrl_stop(bench_ctrl *c);
 int64_t bench_ctrl_log_time(const bench_ctrl *c, const char *msg);
 /* VmRSS / VmHWM in KiB (-1 on error). */
 long bench_proc_kib(pid_t pid, const char *field);
+/* The same for another "Field: N kB" file of /proc/<pid> ("smaps_rollup": Pss, Pss_Anon...). */
+long bench_proc_file_kib(pid_t pid, const char *file, const char *field);
 /* utime + stime in seconds. */
 double bench_proc_cpu_s(pid_t pid);
 /* GET /metrics. Returns owned text or NULL. */
