@@ -161,20 +161,7 @@ HCL
     print_env
 }
 
-stop() {
-    local f=$dir/bao.pid pid i
-    [[ -f $f ]] || return 0
-    pid=$(cat "$f")
-    if kill -0 "$pid" 2>/dev/null; then
-        kill -TERM "$pid" 2>/dev/null || true
-        for ((i = 0; i < 100; i++)); do
-            kill -0 "$pid" 2>/dev/null || break
-            sleep 0.1
-        done
-        kill -KILL "$pid" 2>/dev/null || true
-    fi
-    rm -f "$f"
-}
+stop() { stop_pid "$dir/bao.pid"; }
 
 k8s_auth() {
     if [[ -z $ns || -z $sa || -z $role || -z ${KUBECONFIG:-} ]]; then
