@@ -1,10 +1,12 @@
 /* SPDX-License-Identifier: Apache-2.0 */
-/* Typed, NULL-safe json-c accessors and a strict parser. */
+/* Typed, NULL-safe json-c accessors, a strict parser and a List scanner. */
 #include "core/json.h"
 
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
+
+#include "core/assert.h"
 
 json_object *ait_json_path(json_object *root, const char *path)
 {
@@ -103,5 +105,127 @@ ait_status ait_json_parse(const char *text, size_t len, json_object **out, ait_e
         return ait_error_set(err, AIT_ERR_PARSE, "trailing data after JSON at byte %zu", used);
     }
     *out = o;
+    return AIT_OK;
+}
+
+/* ---- List scanning ---- */
+
+static const char *skip_ws(const char *p, const char *end)
+{
+    while (p < end && (*p == ' ' || *p == '\n' || *p == '\r' || *p == '\t')) {
+        p++;
+    }
+    return p;
+}
+
+/* Parses the one JSON value starting at *pp into *out (owned; NULL for null) and moves *pp past
+ * it: json-c's tokener stops at the end of a complete value and says where. Returns 0, or -1 on
+ * malformed or truncated input. */
+static int parse_value(json_tokener *tok, const char **pp, const char *end, json_object **out)
+{
+    *out = NULL;
+    json_tokener_reset(tok);
+    json_object *o = json_tokener_parse_ex(tok, *pp, (int)(end - *pp));
+    if (json_tokener_get_error(tok) != json_tokener_success) {
+        json_object_put(o);
+        return -1;
+    }
+    *pp += json_tokener_get_parse_end(tok);
+    *out = o;
+    return 0;
+}
+
+/* After a member or element: skips a ',' (returns 1: another follows) or the closing character
+ * (returns 0: done), moving *pp past it; -1 for anything else. */
+static int next_member(const char **pp, const char *end, char close)
+{
+    const char *p = skip_ws(*pp, end);
+    if (p < end && (*p == ',' || *p == close)) {
+        *pp = skip_ws(p + 1, end);
+        return *p == ',';
+    }
+    return -1;
+}
+
+/* Passes the elements of the array at *pp ('[') to item one at a time. Returns 0 or -1. */
+static int scan_items(json_tokener *tok, const char **pp, const char *end,
+                      void (*item)(void *ctx, json_object *obj), void *ctx)
+{
+    const char *p = skip_ws(*pp + 1, end);
+    int more = 1;
+    if (p < end && *p == ']') {
+        p++;
+        more = 0;
+    }
+    while (more > 0) {
+        json_object *it = NULL;
+        if (parse_value(tok, &p, end, &it) != 0) {
+            return -1;
+        }
+        item(ctx, it);
+        json_object_put(it);
+        more = next_member(&p, end, ']');
+    }
+    *pp = p;
+    return more;
+}
+
+ait_status ait_json_scan_list(const char *text, size_t len, int max_depth,
+                              void (*item)(void *ctx, json_object *obj), void *ctx,
+                              json_object **meta)
+{
+    *meta = NULL;
+    const char *end = text + len;
+    const char *p = skip_ws(text, end);
+    json_tokener *tok = json_tokener_new_ex(max_depth);
+    ait_assert(tok != NULL);
+    int more = -1;
+    if (p < end && *p == '{') {
+        p = skip_ws(p + 1, end);
+        more = 1;
+        if (p < end && *p == '}') {
+            p++;
+            more = 0;
+        }
+    }
+    while (more > 0) {
+        more = -1;
+        json_object *key = NULL;
+        if (p == end || *p != '"' || parse_value(tok, &p, end, &key) != 0) {
+            break;
+        }
+        int is_items = strcmp(json_object_get_string(key), "items") == 0;
+        int is_meta = strcmp(json_object_get_string(key), "metadata") == 0;
+        json_object_put(key);
+        p = skip_ws(p, end);
+        if (p == end || *p != ':') {
+            break;
+        }
+        p = skip_ws(p + 1, end);
+        if (is_items && p < end && *p == '[') {
+            if (scan_items(tok, &p, end, item, ctx) != 0) {
+                break;
+            }
+        } else {
+            json_object *v = NULL;
+            if (parse_value(tok, &p, end, &v) != 0 || (is_items && v != NULL)) {
+                json_object_put(v); /* items neither an array nor null: not a List */
+                break;
+            }
+            if (is_meta) {
+                json_object_put(*meta);
+                *meta = v;
+            } else {
+                json_object_put(v);
+            }
+        }
+        more = next_member(&p, end, '}');
+    }
+    json_tokener_free(tok);
+    if (more != 0 || skip_ws(p, end) != end) {
+        json_object_put(*meta);
+        *meta = NULL;
+        return AIT_ERR_PARSE;
+    }
     return AIT_OK;
 }

@@ -29,4 +29,14 @@ json_object *ait_json_array(json_object *root, const char *path);
  * by json-c's default depth (32). */
 ait_status ait_json_parse(const char *text, size_t len, json_object **out, ait_error *err) AIT_WUR;
 
+/* Scans the text of a Kubernetes List ({"metadata": {...}, "items": [...], ...}) without building
+ * its whole tree: item(ctx, obj) is called for each element of "items" in turn (obj borrowed,
+ * freed after the call), so memory holds one item's tree at a time. *meta gets the "metadata"
+ * member (owned, NULL when absent). Nesting is bounded by max_depth. Returns AIT_OK, or
+ * AIT_ERR_PARSE (and *meta NULL) when the text is not one JSON object whose "items" is an array
+ * or null; items already passed to item stay passed. */
+ait_status ait_json_scan_list(const char *text, size_t len, int max_depth,
+                              void (*item)(void *ctx, json_object *obj), void *ctx,
+                              json_object **meta) AIT_WUR;
+
 #endif

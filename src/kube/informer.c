@@ -231,136 +231,14 @@ static void append_param(ait_buf *q, const char *key, const char *value)
     ait_assert(st == AIT_OK); /* unbounded buffer */
 }
 
-/* Skips JSON whitespace. */
-static const char *skip_ws(const char *p, const char *end)
+/* Per list item: the informer's transform, then into the batch. */
+static void add_item(void *ctx, json_object *item)
 {
-    while (p < end && (*p == ' ' || *p == '\n' || *p == '\r' || *p == '\t')) {
-        p++;
+    void **c = ctx;
+    if (json_object_is_type(item, json_type_object)) {
+        prepare(c[0], item);
+        (void)ait_store_batch_add(c[1], item); /* nameless items cannot be cached */
     }
-    return p;
-}
-
-/* Parses the one JSON value starting at *pp into *out (owned; NULL for null) and moves *pp past
- * it: json-c's tokener stops at the end of a complete value and says where. Returns 0, or -1 on
- * malformed or truncated input. */
-static int parse_value(json_tokener *tok, const char **pp, const char *end, json_object **out)
-{
-    *out = NULL;
-    json_tokener_reset(tok);
-    json_object *o = json_tokener_parse_ex(tok, *pp, (int)(end - *pp));
-    if (json_tokener_get_error(tok) != json_tokener_success) {
-        json_object_put(o);
-        return -1;
-    }
-    *pp += json_tokener_get_parse_end(tok);
-    *out = o;
-    return 0;
-}
-
-/* Decodes the items array at *pp ('[') one item at a time into batch. Returns 0 or -1. */
-static int decode_items(ait_informer *inf, json_tokener *tok, const char **pp, const char *end,
-                        ait_store_batch *batch)
-{
-    const char *p = skip_ws(*pp + 1, end);
-    if (p < end && *p == ']') {
-        *pp = p + 1;
-        return 0;
-    }
-    for (;;) {
-        json_object *it = NULL;
-        if (parse_value(tok, &p, end, &it) != 0) {
-            return -1;
-        }
-        if (json_object_is_type(it, json_type_object)) {
-            prepare(inf, it);
-            (void)ait_store_batch_add(batch, it); /* nameless items cannot be cached */
-        }
-        json_object_put(it);
-        p = skip_ws(p, end);
-        if (p < end && *p == ',') {
-            p = skip_ws(p + 1, end);
-            continue;
-        }
-        if (p < end && *p == ']') {
-            *pp = p + 1;
-            return 0;
-        }
-        return -1;
-    }
-}
-
-/* Decodes a List page into batch item by item, so memory holds one item's tree at a time rather
- * than the page's (a json-c tree takes ~20x its text: a page of 500 pods was ~40 MB). Only the
- * two levels of punctuation around the items are scanned here; json-c parses every key and
- * value. *meta gets the page's metadata (owned, NULL when absent). */
-static ait_status decode_page(ait_informer *inf, const char *path, const char *text, size_t len,
-                              ait_store_batch *batch, json_object **meta, ait_error *err)
-{
-    *meta = NULL;
-    const char *end = text + len;
-    const char *p = skip_ws(text, end);
-    json_tokener *tok = json_tokener_new_ex(LIST_JSON_DEPTH);
-    ait_assert(tok != NULL);
-    int ok = 0;
-    if (p == end || *p != '{') {
-        goto out;
-    }
-    p = skip_ws(p + 1, end);
-    if (p < end && *p == '}') {
-        p++;
-        ok = 1;
-        goto out;
-    }
-    for (;;) {
-        json_object *key = NULL;
-        if (p == end || *p != '"' || parse_value(tok, &p, end, &key) != 0) {
-            goto out;
-        }
-        int is_items = strcmp(json_object_get_string(key), "items") == 0;
-        int is_meta = strcmp(json_object_get_string(key), "metadata") == 0;
-        json_object_put(key);
-        p = skip_ws(p, end);
-        if (p == end || *p != ':') {
-            goto out;
-        }
-        p = skip_ws(p + 1, end);
-        if (is_items && p < end && *p == '[') {
-            if (decode_items(inf, tok, &p, end, batch) != 0) {
-                goto out;
-            }
-        } else {
-            json_object *v = NULL;
-            if (parse_value(tok, &p, end, &v) != 0 || (is_items && v != NULL)) {
-                json_object_put(v); /* items neither an array nor null: not a List */
-                goto out;
-            }
-            if (is_meta) {
-                json_object_put(*meta);
-                *meta = v;
-            } else {
-                json_object_put(v);
-            }
-        }
-        p = skip_ws(p, end);
-        if (p < end && *p == ',') {
-            p = skip_ws(p + 1, end);
-            continue;
-        }
-        if (p < end && *p == '}') {
-            p++;
-            break;
-        }
-        goto out;
-    }
-    ok = skip_ws(p, end) == end;
-out:
-    json_tokener_free(tok);
-    if (!ok) {
-        json_object_put(*meta);
-        *meta = NULL;
-        return ait_error_set(err, AIT_ERR_PARSE, "GET %s: the answer is not a List", path);
-    }
-    return AIT_OK;
 }
 
 /* Fetches one page of the list and adds its items to batch; *meta gets the page's metadata
@@ -389,7 +267,14 @@ static ait_status list_page(ait_informer *inf, const char *path, const char *con
     ait_status st = ait_rest_get_text(inf->rest, path, ait_buf_str(&q), &body, err);
     ait_buf_free(&q);
     if (st == AIT_OK) {
-        st = decode_page(inf, path, body.data != NULL ? body.data : "", body.len, batch, meta, err);
+        /* Item by item: memory holds one item's tree at a time rather than the page's (a json-c
+         * tree takes ~20x its text: a page of 500 pods was ~40 MB). */
+        void *ctx[2] = {inf, batch};
+        st = ait_json_scan_list(body.data != NULL ? body.data : "", body.len, LIST_JSON_DEPTH,
+                                add_item, ctx, meta);
+        if (st != AIT_OK) {
+            st = ait_error_set(err, AIT_ERR_PARSE, "GET %s: the answer is not a List", path);
+        }
     }
     ait_buf_free(&body);
     return st;
